@@ -1,0 +1,176 @@
+"""The loss protocol and the registry.
+
+A loss is a frozen dataclass whose fields are its hyperparameters (Python numbers or ``[B]``
+tensors, one value per run). Calling it maps gathered sequence log-probs to **per-record**
+losses, never reduced, in TRL's argument order::
+
+    loss(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)  # each [B, N]
+
+``inputs`` are the extra per-record tensors the loss declares in ``needs`` (``chosen_len``,
+``rejected_len``, or a named ``Pairs`` field). Class attributes describe the loss for
+``toybench list`` and ``tb.solve`` (DESIGN.md, Contract 9):
+
+- ``citation``: arXiv id and equation; ``evidence``: the reference's labels ([code], [paper], ...);
+- ``reconstruction``: True where no read source states the formula in full;
+- ``target_kind``: ``closed`` | ``projection`` | ``numeric`` | ``none``;
+- ``family``: ``logit_link`` (G1: target independent of μ), ``non_proper`` (G2: a μ-dependent
+  projection), ``single_response`` (G3: terms in one response, the simplex constraint binds);
+- ``convex``: the population objective is convex in tabular logits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from .._checks import as_run_param, run_count
+
+REGISTRY: dict[str, type["Loss"]] = {}
+TARGET_KINDS = ("closed", "projection", "numeric", "none")
+FAMILIES = ("logit_link", "non_proper", "single_response")
+LENGTH_INPUTS = ("chosen_len", "rejected_len")
+
+
+@dataclass(frozen=True)
+class Loss(ABC):
+    """Base class of every loss; see the module docstring."""
+
+    name: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    evidence: ClassVar[str] = ""
+    reconstruction: ClassVar[bool] = False
+    target_kind: ClassVar[str] = "none"
+    family: ClassVar[str] = "logit_link"
+    convex: ClassVar[bool] = False
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        self.validate()
+        run_count(*(getattr(self, f.name) for f in dataclasses.fields(self)))
+
+    def validate(self) -> None:
+        """Check hyperparameter ranges; raise ValueError saying what is allowed."""
+
+    @property
+    def runs(self) -> int | None:
+        """B when some hyperparameter is a ``[B]`` tensor, else None."""
+        return run_count(*(getattr(self, f.name) for f in dataclasses.fields(self)))
+
+    def hp(self, name: str, like: torch.Tensor):
+        """Hyperparameter ``name`` broadcast against a ``[B, N]`` input."""
+        return as_run_param(getattr(self, name), like)
+
+    def required_inputs(self, space) -> tuple[str, ...]:
+        """The extra per-record inputs this loss needs on ``space`` (ValueError if it lacks them)."""
+        if any(n in LENGTH_INPUTS for n in self.needs) and getattr(space, "lengths", None) is None:
+            raise ValueError(f"loss {self.name!r} is length-aware and needs per-response lengths: "
+                             "build the space as FlatSpace(K, lengths=[...])")
+        return self.needs
+
+    def __call__(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        unknown = set(inputs) - set(self.needs)
+        missing = set(self.needs) - set(inputs)
+        if unknown or missing:
+            raise ValueError(f"loss {self.name!r} takes extra inputs {list(self.needs)}; "
+                             f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+        return self.per_record(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)
+
+    @abstractmethod
+    def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """Per-record losses ``[B, N]``; the formula is in the subclass docstring."""
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """(∂L/∂chosen_logp, ∂L/∂rejected_logp) per record. The default differentiates
+        ``per_record`` elementwise with autograd; margin losses give a closed form."""
+        with torch.enable_grad():
+            chosen = chosen_logp.detach().requires_grad_(True)
+            rejected = rejected_logp.detach().requires_grad_(True)
+            value = self.per_record(chosen, rejected, ref_chosen_logp, ref_rejected_logp, **inputs)
+            return torch.autograd.grad(value.sum(), (chosen, rejected), allow_unused=True,
+                                       materialize_grads=True)
+
+    def target(self, prob, noise=0.0):
+        """Exact minimiser over ``population(prob, noise)``: log-probs ``[P, Y]`` (``[B, P, Y]``
+        with per-run hyperparameters or noise), float64; None where no closed form is known."""
+        return None
+
+
+@dataclass(frozen=True)
+class MarginLoss(Loss):
+    """A loss φ(z) of the scaled margin z = β·Δ, Δ = (ℓ_w − ℓ^ref_w) − (ℓ_l − ℓ^ref_l).
+
+    Subclasses give ``phi(z)`` and its derivative ``dphi(z)``; ``input_grads`` is then the
+    closed form (β·φ′(z), −β·φ′(z)), checked against autograd in the tests."""
+
+    beta: float = 0.1
+
+    def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        return (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp)
+
+    @abstractmethod
+    def phi(self, z):
+        """Per-record loss as a function of z = β·Δ."""
+
+    @abstractmethod
+    def dphi(self, z):
+        """dφ/dz."""
+
+    def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        delta = self.margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)
+        return self.phi(self.hp("beta", delta) * delta)
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        if self.needs:  # length-normalised margins: fall back to autograd
+            return super().input_grads(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)
+        delta = self.margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", delta)
+        slope = beta * self.dphi(beta * delta)
+        return slope, -slope
+
+
+def register(cls):
+    """Class decorator: add a loss to the registry and make unknown keywords a ValueError."""
+    if not cls.name or cls.name in REGISTRY:
+        raise ValueError(f"loss class {cls.__name__} needs a unique name, got {cls.name!r}")
+    if cls.target_kind not in TARGET_KINDS or cls.family not in FAMILIES:
+        raise ValueError(f"{cls.__name__}: target_kind must be in {TARGET_KINDS}, family in {FAMILIES}")
+    init = cls.__init__
+    accepted = [f.name for f in dataclasses.fields(cls)]
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs):
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown or len(args) > len(accepted):
+            raise ValueError(f"loss {cls.name!r} has no field(s) {unknown or list(args)}; "
+                             f"accepted fields: {accepted}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = checked_init
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    """Every registered loss name, sorted."""
+    return sorted(REGISTRY)
+
+
+def make(name: str, **hyperparameters) -> Loss:
+    """Build a registered loss by name: ``make("dpo", beta=0.1)`` is ``DPO(beta=0.1)``."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(names())}")
+    return REGISTRY[name](**hyperparameters)
+
+
+def fields(loss_or_name) -> dict:
+    """The hyperparameters of a loss (instance: its values; name: the defaults)."""
+    if isinstance(loss_or_name, str):
+        cls = REGISTRY[loss_or_name] if loss_or_name in REGISTRY else None
+        if cls is None:
+            raise ValueError(f"unknown loss {loss_or_name!r}; valid names: {', '.join(names())}")
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+    return {f.name: getattr(loss_or_name, f.name) for f in dataclasses.fields(loss_or_name)}

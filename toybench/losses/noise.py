@@ -1,0 +1,89 @@
+"""Label-noise losses: ``cdpo`` (conservative DPO) and ``rdpo`` (provably robust DPO).
+
+Symbols as in ``dpo``: z = β·Δ, sp(t) = log(1 + e^t); ε = ``eps`` is the assumed flip rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import check_positive, check_probability_rate, hyper_values
+from ._targets import beta_axis, potential_target
+from .base import MarginLoss, register
+
+
+@register
+@dataclass(frozen=True)
+class CDPO(MarginLoss):
+    """Conservative DPO (label smoothing): L = (1 − ε)·sp(−z) + ε·sp(z).
+
+    ∂L/∂z = σ(z) − (1 − ε): a record stops at z = log((1 − ε)/ε). Per pair the optimum has
+    σ(z*) = (1 − ε)p + ε(1 − p): cDPO on clean data is DPO on ε-flipped data, and on flipped
+    data it smooths twice. Not a logit link: a μ-dependent convex projection.
+    Source: E. Mitchell, "A note on DPO with noisy preferences & relationship to IPO" (2023);
+    TRL ≤ v0.28 ``sigmoid`` with ``label_smoothing``."""
+
+    eps: float = 0.1
+
+    name = "cdpo"
+    citation = "Mitchell, cDPO note (2023); TRL v0.28 sigmoid + label_smoothing"
+    evidence = "code, secondary, derived"
+    target_kind = "projection"
+    family = "non_proper"
+    convex = True
+
+    def validate(self):
+        check_positive(self.beta, "beta")
+        check_probability_rate(self.eps, "eps")
+
+    def phi(self, z):
+        eps = self.hp("eps", z)
+        return (1 - eps) * F.softplus(-z) + eps * F.softplus(z)
+
+    def dphi(self, z):
+        return torch.sigmoid(z) - (1 - self.hp("eps", z))
+
+
+@register
+@dataclass(frozen=True)
+class RDPO(MarginLoss):
+    """Provably robust DPO: L = [(1 − ε)·sp(−z) − ε·sp(z)] / (1 − 2ε).
+
+    Unbiased under flips at the known rate ε: p̃L(z) + (1 − p̃)L(−z) = p·sp(−z) + (1 − p)·sp(z)
+    with p̃ = (1 − ε)p + ε(1 − p), so on ε-flipped data the minimiser is the clean π*_β,
+    whatever μ. The per-record loss is unbounded below (slope −ε/(1 − 2ε)).
+    Source: Chowdhury, Kini, Natarajan, arXiv 2403.00409; TRL DPOTrainer ``robust``."""
+
+    eps: float = 0.1
+
+    name = "rdpo"
+    citation = "Chowdhury, Kini, Natarajan, arXiv 2403.00409"
+    evidence = "code, derived"
+    target_kind = "closed"
+    family = "logit_link"
+    convex = True
+
+    def validate(self):
+        check_positive(self.beta, "beta")
+        check_probability_rate(self.eps, "eps")
+
+    def phi(self, z):
+        eps = self.hp("eps", z)
+        return ((1 - eps) * F.softplus(-z) - eps * F.softplus(z)) / (1 - 2 * eps)
+
+    def dphi(self, z):
+        eps = self.hp("eps", z)
+        return (-(1 - eps) * torch.sigmoid(-z) - eps * torch.sigmoid(z)) / (1 - 2 * eps)
+
+    def target(self, prob, noise=0.0):
+        """Clean π*_β when the data's flip rate equals ``eps`` (BT, pair law μ); else None."""
+        noise_rates, eps = hyper_values(noise, "noise"), hyper_values(self.eps, "eps")
+        if prob.reward is None or noise_rates.shape != eps.shape and min(noise_rates.ndim, eps.ndim) > 0:
+            return None
+        if not bool((noise_rates == eps).all()):
+            return None
+        if isinstance(prob.pair_dist, str) and prob.pair_dist == "did":
+            return None
+        return potential_target(prob, prob.reward / beta_axis(self.beta))

@@ -1,0 +1,54 @@
+"""From a log-prob table and records to per-record loss inputs and the population objective.
+
+This is the one place where records meet policies: ``record_inputs`` gathers the sequence
+log-probs of every record's chosen and rejected response (plus lengths or named ``Pairs``
+fields a loss needs); ``objective`` is Σ_records weight·loss, one number per run.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def record_inputs(loss, logp: torch.Tensor, pairs) -> dict:
+    """Loss arguments for every record: ``chosen_logp``, ``rejected_logp``, ``ref_chosen_logp``,
+    ``ref_rejected_logp`` and the extras in ``loss.needs``, each ``[B, N]``.
+
+    ``logp`` is the policy table ``[B, P, Y]``; B is the larger of its run axis and the
+    records' (1 broadcasts)."""
+    prob = pairs.problem
+    runs = max(logp.shape[0], pairs.runs)
+    chosen_idx = (pairs.prompt * prob.Y + pairs.chosen).to(logp.device).expand(runs, -1)
+    rejected_idx = (pairs.prompt * prob.Y + pairs.rejected).to(logp.device).expand(runs, -1)
+    table = logp.reshape(logp.shape[0], -1).expand(runs, -1)
+    ref = prob.ref_logp.to(device=logp.device, dtype=logp.dtype).reshape(1, -1).expand(runs, -1)
+    inputs = {
+        "chosen_logp": table.gather(1, chosen_idx),
+        "rejected_logp": table.gather(1, rejected_idx),
+        "ref_chosen_logp": ref.gather(1, chosen_idx),
+        "ref_rejected_logp": ref.gather(1, rejected_idx),
+    }
+    for name in loss.required_inputs(prob.space):
+        inputs[name] = _extra(name, pairs, runs, logp)
+    return inputs
+
+
+def _extra(name: str, pairs, runs: int, like: torch.Tensor) -> torch.Tensor:
+    if name in ("chosen_len", "rejected_len"):
+        responses = pairs.chosen if name == "chosen_len" else pairs.rejected
+        lengths = pairs.problem.space.lengths.to(device=like.device, dtype=like.dtype)
+        return lengths[responses.to(like.device)].expand(runs, -1)
+    if name not in pairs.fields:
+        raise ValueError(f"this loss needs the per-record input {name!r}; add it with pairs.with_fields({name}=...)")
+    return pairs.fields[name].to(device=like.device, dtype=like.dtype).expand(runs, -1)
+
+
+def call_loss(loss, inputs: dict) -> torch.Tensor:
+    """Per-record losses ``[B, N]`` from ``record_inputs``' dict."""
+    return loss(**inputs)
+
+
+def objective(loss, logp: torch.Tensor, pairs) -> torch.Tensor:
+    """Population (or data-set) loss Σ_records weight·L, ``[B]``."""
+    per_record = call_loss(loss, record_inputs(loss, logp, pairs))
+    weight = pairs.weight.to(device=per_record.device, dtype=per_record.dtype)
+    return (weight * per_record).sum(-1)

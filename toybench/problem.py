@@ -1,0 +1,188 @@
+"""A preference problem over a finite response space.
+
+``Problem`` holds, for P prompts and Y responses (all float64, no run axis):
+
+- ``ref_logp``        ``[P, Y]``  log π_ref(y|x), full support, rows normalised;
+- ``reward``          ``[P, Y]``  Bradley–Terry reward r(x, y), or None;
+- ``preference``      ``[P, Y, Y]`` P(y ≻ y'|x) with M + Mᵀ = 1 (given, or σ(r_y − r_y') under BT);
+- ``prompt_weights``  ``[P]``     ρ(x), summing to one (uniform by default);
+- ``pair_dist``       the law μ(y, y'|x) of the pair shown to the annotator: ``"ref"`` (π_ref ⊗ π_ref),
+  ``"uniform"``, ``"did"`` (the DID record law, arXiv 2505.23761) or a ``[P, Y, Y]`` table.
+
+``pair_weights()`` gives w_ab = μ̃(a,b) + μ̃(b,a) for distinct a ≠ b, where μ̃ is μ with its
+diagonal removed and renormalised per prompt (DESIGN.md, Contract 2).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from .spaces import FlatSpace
+
+PAIR_DISTS = ("ref", "uniform", "did")
+NORMALISATION_TOL = 1e-6
+"""|logsumexp(ref_logp row)| allowed: loose enough for log-probs rounded from float32."""
+PREFERENCE_TOL = 1e-9
+"""|M + Mᵀ − 1| allowed, float64 rounding of sigmoid-built matrices."""
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A preference problem; see the module docstring for the fields and their shapes."""
+
+    space: FlatSpace
+    ref_logp: torch.Tensor
+    reward: torch.Tensor | None = None
+    preference: torch.Tensor | None = None
+    prompt_weights: torch.Tensor | None = None
+    pair_dist: str | torch.Tensor = "ref"
+
+    def __post_init__(self):
+        set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        Y = self.space.size
+        ref = _float64(self.ref_logp, "ref_logp")
+        if ref.ndim != 2 or ref.shape[1] != Y:
+            raise ValueError(f"ref_logp must have shape [P, {Y}] (prompts, responses), got {tuple(ref.shape)}")
+        if not torch.isfinite(ref).all():
+            raise ValueError("ref_logp must be finite: π_ref needs full support (no -inf, NaN)")
+        row_error = torch.logsumexp(ref, dim=-1).abs().max().item()
+        if row_error > NORMALISATION_TOL:
+            raise ValueError(f"ref_logp rows must normalise (logsumexp = 0); the worst row is off by {row_error:.3g}")
+        set_field("ref_logp", ref)
+        P = ref.shape[0]
+
+        if (self.reward is None) == (self.preference is None):
+            raise ValueError("give exactly one of reward= (Bradley–Terry, [P, Y]) or preference= ([P, Y, Y])")
+        if self.reward is not None:
+            reward = _float64(self.reward, "reward")
+            if reward.shape != (P, Y):
+                raise ValueError(f"reward must have shape [{P}, {Y}] like ref_logp, got {tuple(reward.shape)}")
+            if not torch.isfinite(reward).all():
+                raise ValueError("reward must be finite (found NaN or inf)")
+            set_field("reward", reward)
+        else:
+            pref = _float64(self.preference, "preference")
+            if pref.shape != (P, Y, Y):
+                raise ValueError(f"preference must have shape [{P}, {Y}, {Y}], got {tuple(pref.shape)}")
+            if not torch.isfinite(pref).all() or (pref < 0).any() or (pref > 1).any():
+                raise ValueError("preference entries must be probabilities in [0, 1]")
+            asym = (pref + pref.transpose(-1, -2) - 1).abs().max().item()
+            if asym > PREFERENCE_TOL:
+                raise ValueError(f"preference must satisfy M + Mᵀ = 1 (so M[y, y] = 1/2); off by {asym:.3g}")
+            set_field("preference", pref)
+
+        if self.prompt_weights is None:
+            rho = torch.full((P,), 1.0 / P, dtype=torch.float64)
+        else:
+            rho = _float64(self.prompt_weights, "prompt_weights")
+            if rho.shape != (P,) or not torch.isfinite(rho).all() or (rho < 0).any() or rho.sum() <= 0:
+                raise ValueError(f"prompt_weights must be {P} non-negative finite numbers with a positive sum")
+            rho = rho / rho.sum()
+        set_field("prompt_weights", rho)
+
+        if isinstance(self.pair_dist, str):
+            if self.pair_dist not in PAIR_DISTS:
+                raise ValueError(f"pair_dist={self.pair_dist!r} is not allowed; use one of {PAIR_DISTS} or a [P, Y, Y] table")
+            if self.pair_dist == "did" and self.reward is None:
+                raise ValueError("pair_dist='did' needs a Bradley–Terry reward (π_l ∝ π_ref·e^{-r})")
+        else:
+            table = _float64(self.pair_dist, "pair_dist")
+            if table.shape != (P, Y, Y):
+                raise ValueError(f"a pair_dist table must have shape [{P}, {Y}, {Y}], got {tuple(table.shape)}")
+            if not torch.isfinite(table).all() or (table < 0).any():
+                raise ValueError("a pair_dist table must hold finite non-negative weights")
+            off_diag = table.sum((-1, -2)) - table.diagonal(dim1=-2, dim2=-1).sum(-1)
+            if (off_diag <= 0).any():
+                raise ValueError("every prompt's pair_dist needs positive weight on some pair of distinct responses")
+            set_field("pair_dist", table)
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def P(self) -> int:
+        return self.ref_logp.shape[0]
+
+    @property
+    def Y(self) -> int:
+        return self.space.size
+
+    @property
+    def is_bradley_terry(self) -> bool:
+        return self.reward is not None
+
+    def preference_matrix(self) -> torch.Tensor:
+        """P(y ≻ y'|x), ``[P, Y, Y]``; σ(r_y − r_y') under Bradley–Terry."""
+        if self.preference is not None:
+            return self.preference
+        return torch.sigmoid(self.reward[:, :, None] - self.reward[:, None, :])
+
+    def pair_law(self) -> torch.Tensor:
+        """μ̃(a, b|x) ``[P, Y, Y]``: the pair law with its diagonal removed, summing to 1 per prompt.
+
+        For ``pair_dist="did"`` this is the DID record law (rejected drawn from π_l ∝ π_ref·e^{-r})."""
+        if isinstance(self.pair_dist, torch.Tensor):
+            mu = self.pair_dist.clone()
+        elif self.pair_dist == "ref":
+            ref = self.ref_logp.exp()
+            mu = ref[:, :, None] * ref[:, None, :]
+        elif self.pair_dist == "uniform":
+            mu = torch.ones(self.P, self.Y, self.Y, dtype=torch.float64)
+        else:  # did: chosen ~ π_ref, rejected ~ π_l
+            mu = self.ref_logp.exp()[:, :, None] * did_rejected_logp(self).exp()[:, None, :]
+        mu.diagonal(dim1=-2, dim2=-1).zero_()
+        return mu / mu.sum((-1, -2), keepdim=True)
+
+    def pair_weights(self) -> torch.Tensor:
+        """w_ab = μ̃(a,b) + μ̃(b,a) ``[P, Y, Y]``, symmetric, zero diagonal, Σ_{a<b} w_ab = 1."""
+        mu = self.pair_law()
+        return mu + mu.transpose(-1, -2)
+
+    def replace(self, **changes) -> "Problem":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def random(cls, space: FlatSpace, prompts: int = 1, seed: int = 0, *, reward_scale: float = 1.0,
+               ref_scale: float = 1.0, preference: str = "bt", prompt_weights=None,
+               pair_dist="ref") -> "Problem":
+        """A reproducible random instance.
+
+        ref logits ~ N(0, ref_scale²) (then log-softmax); BT rewards r ~ N(0, reward_scale²);
+        ``preference="general"`` draws an intransitive matrix M = σ(A), A antisymmetric with
+        N(0, reward_scale²) entries. Same seed, same numbers.
+        """
+        if isinstance(prompts, bool) or not isinstance(prompts, int) or prompts < 1:
+            raise ValueError(f"prompts must be a positive integer, got {prompts!r}")
+        if preference not in ("bt", "general"):
+            raise ValueError(f"preference={preference!r} is not allowed; use 'bt' or 'general'")
+        for name, value in (("reward_scale", reward_scale), ("ref_scale", ref_scale)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        gen = torch.Generator().manual_seed(int(seed))
+        shape = (prompts, space.size)
+        ref_logp = torch.log_softmax(ref_scale * torch.randn(shape, generator=gen, dtype=torch.float64), -1)
+        if preference == "bt":
+            reward = reward_scale * torch.randn(shape, generator=gen, dtype=torch.float64)
+            return cls(space, ref_logp, reward=reward, prompt_weights=prompt_weights, pair_dist=pair_dist)
+        upper = torch.randn(prompts, space.size, space.size, generator=gen, dtype=torch.float64).triu(1)
+        antisym = reward_scale * (upper - upper.transpose(-1, -2))
+        return cls(space, ref_logp, preference=torch.sigmoid(antisym), prompt_weights=prompt_weights,
+                   pair_dist=pair_dist)
+
+    def __repr__(self) -> str:
+        kind = "BT reward" if self.is_bradley_terry else "general preference"
+        dist = self.pair_dist if isinstance(self.pair_dist, str) else "table"
+        return f"Problem({self.space!r}, P={self.P}, {kind}, pair_dist={dist!r})"
+
+
+def did_rejected_logp(prob: Problem) -> torch.Tensor:
+    """log π_l ``[P, Y]`` with π_l ∝ π_ref·e^{-r}: DID's optimal rejected sampler (arXiv 2505.23761)."""
+    return torch.log_softmax(prob.ref_logp - prob.reward, dim=-1)
+
+
+def _float64(value, name: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value, dtype=torch.float64).detach().clone()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be array-like numbers, got {type(value).__name__}") from err
