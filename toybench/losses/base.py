@@ -16,6 +16,14 @@ losses, never reduced, in TRL's argument order::
 - ``family``: ``logit_link`` (G1: target independent of μ), ``non_proper`` (G2: a μ-dependent
   projection), ``single_response`` (G3: terms in one response, the simplex constraint binds);
 - ``convex``: the population objective is convex in tabular logits.
+
+Losses with batch statistics (β-DPO's β_batch, KTO's z₀, BCO's running δ, α-DPO's EMAs) set
+``stateful = True`` and keep per-run state outside the frozen object:
+``state = loss.init_state(runs, like)``; each training step calls
+``state = loss.update_state(state, inputs, weight)`` (detached statistics from the batch,
+updated before use, as the authors' code does) and then ``loss(..., state=state)``;
+``loss.population_state(inputs, weight)`` gives the exact full-population statistics that
+``tb.solve`` iterates to a fixed point.
 """
 from __future__ import annotations
 
@@ -47,6 +55,7 @@ class Loss(ABC):
     family: ClassVar[str] = "logit_link"
     convex: ClassVar[bool] = False
     needs: ClassVar[tuple[str, ...]] = ()
+    stateful: ClassVar[bool] = False
 
     def __post_init__(self):
         self.validate()
@@ -71,12 +80,18 @@ class Loss(ABC):
                              "build the space as FlatSpace(K, lengths=[...])")
         return self.needs
 
-    def __call__(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+    def __call__(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, state=None, **inputs):
         unknown = set(inputs) - set(self.needs)
         missing = set(self.needs) - set(inputs)
         if unknown or missing:
             raise ValueError(f"loss {self.name!r} takes extra inputs {list(self.needs)}; "
                              f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+        if self.stateful:
+            if state is None:
+                raise ValueError(f"loss {self.name!r} keeps batch statistics: pass state=loss.init_state(B, like)")
+            inputs["state"] = state
+        elif state is not None:
+            raise ValueError(f"loss {self.name!r} has no state; do not pass state=")
         return self.per_record(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)
 
     @abstractmethod
