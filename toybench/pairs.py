@@ -49,6 +49,27 @@ class Pairs:
                 raise ValueError(f"field {name!r} must have N={self.size} records on its last axis")
         return dataclasses.replace(self, fields={**self.fields, **fields})
 
+    @classmethod
+    def from_records(cls, prob: Problem, records, weights=None) -> "Pairs":
+        """A data set from explicit ``(prompt, chosen, rejected)`` triples (hard labels), weights
+        ∝ ``weights`` (default equal) and normalised to one: e.g. the IPO paper's bandit
+        D1 = [(0, 0, 1), (0, 1, 2), (0, 0, 2)]."""
+        table = torch.as_tensor(records, dtype=torch.int64)
+        if table.ndim != 2 or table.shape[1] != 3 or table.shape[0] == 0:
+            raise ValueError("records must be a non-empty list of (prompt, chosen, rejected) triples")
+        prompt, chosen, rejected = table.T
+        if (prompt < 0).any() or (prompt >= prob.P).any():
+            raise ValueError(f"record prompts must lie in 0..{prob.P - 1}")
+        if (table[:, 1:] < 0).any() or (table[:, 1:] >= prob.Y).any():
+            raise ValueError(f"record responses must lie in 0..{prob.Y - 1}")
+        if (chosen == rejected).any():
+            raise ValueError("a record needs two distinct responses (chosen != rejected)")
+        weight = torch.ones(len(table), dtype=torch.float64) if weights is None else \
+            torch.as_tensor(weights, dtype=torch.float64)
+        if weight.shape != (len(table),) or (weight < 0).any() or weight.sum() <= 0:
+            raise ValueError("weights must be one non-negative number per record with a positive sum")
+        return cls(prompt[None], chosen[None], rejected[None], (weight / weight.sum())[None], prob)
+
     def record_table(self) -> torch.Tensor:
         """D(x, a, b) ``[R, P, Y, Y]``: the weight of each ordered record (R = runs)."""
         prob = self.problem
