@@ -3,11 +3,11 @@
 Response spaces are finite, policies tabular, so every partition function, population loss,
 optimum and KL is an exact sum. See README.md and DESIGN.md for the concepts.
 """
-from . import claims, losses, optima
+from . import claims, losses, metrics, optima
 from .pairs import Pairs, population, sample_pairs
 from .problem import Problem
 from .spaces import FlatSpace
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "losses", "optima", "claims"]
+__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "losses", "optima", "claims", "metrics"]
