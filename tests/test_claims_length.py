@@ -1,0 +1,63 @@
+"""Claims of toybench/claims/length.py: every verdict equals its expectation, and the measured
+numbers agree with the reference's independently derived E1 values (losses.md §2.5, §2.6)."""
+import pytest
+
+import toybench as tb
+import toybench.claims.length  # noqa: F401  (registers the claims)
+
+EXPECTED = {
+    "simpo.gamma0_target": "holds",
+    "simpo.gamma0_independent_of_mu": "holds",
+    "simpo.gamma_pair_target": "holds",
+    "simpo.gamma_depends_on_mu": "holds",
+    "sigmoid_norm.target": "holds",
+    "sigmoid_norm.not_pistar": "holds",
+    "r_dpo.target": "holds",
+    "alpha_po.target": "holds",
+    "orpo.not_pistar": "holds",
+    "orpo.depends_on_mu": "holds",
+    "cpo.not_pistar": "holds",
+    "cpo.depends_on_mu": "holds",
+    "asft.kkt": "holds",
+    "asft.depends_on_mu": "holds",
+    "asft.bounds_orpo": "holds",
+    "discopop.recovers_pistar": "fails",
+    "discopop.init_gradient_sign": "holds",
+    "discopop.depends_on_mu": "holds",
+}
+
+# Reference E1 values (3 significant digits, [derived] there by BFGS/LP): the measured number must match.
+REFERENCE_VALUES = {
+    "simpo.gamma_depends_on_mu": 0.005,
+    "sigmoid_norm.not_pistar": 0.418,
+    "orpo.not_pistar": 0.078,
+    "cpo.not_pistar": 0.041,
+    "discopop.recovers_pistar": 0.040,
+    "discopop.init_gradient_sign": 0.119,
+    "discopop.depends_on_mu": 0.011,
+}
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {claim_id: tb.claims.evaluate(tb.claims.REGISTRY[claim_id]) for claim_id in EXPECTED}
+
+
+def test_registered_with_expected_verdicts():
+    for claim_id, expected in EXPECTED.items():
+        item = tb.claims.REGISTRY[claim_id]
+        assert item.expected == expected, claim_id
+        assert item.citation and item.assumptions and item.statement, claim_id
+
+
+@pytest.mark.parametrize("claim_id", sorted(EXPECTED))
+def test_verdict_equals_expected(results, claim_id):
+    result = results[claim_id]
+    assert result.error == ""
+    assert result.verdict == result.expected, (claim_id, result.measured, result.tolerance)
+
+
+@pytest.mark.parametrize("claim_id", sorted(REFERENCE_VALUES))
+def test_measured_matches_reference(results, claim_id):
+    # reference numbers are rounded to 3 digits after the point: half a unit of the last digit
+    assert results[claim_id].measured == pytest.approx(REFERENCE_VALUES[claim_id], abs=5e-4)
