@@ -6,5 +6,6 @@ returns ``[P, Y]`` (``[P]`` for ``log_partition``) for scalar β and ``[B, P, Y]
 """
 from .reverse_kl import log_partition, reverse_kl
 from .ipo import ipo
+from .fdiv import fdpo_target
 
-__all__ = ["reverse_kl", "log_partition", "ipo"]
+__all__ = ["reverse_kl", "log_partition", "ipo", "fdpo_target"]
