@@ -6,8 +6,9 @@ optimum and KL is an exact sum. See README.md and DESIGN.md for the concepts.
 from . import claims, losses, metrics, optima
 from .pairs import Pairs, population, sample_pairs
 from .problem import Problem
+from .solve import NoFiniteMinimum, Solution, solve
 from .spaces import FlatSpace
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "losses", "optima", "claims", "metrics"]
+__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum", "losses", "optima", "claims", "metrics"]
