@@ -15,7 +15,7 @@ import torch
 
 import toybench as tb
 from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
-from toybench.losses import (ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step, regularised_nash,
+from toybench.losses import (ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step,
                              win_probability, with_score_gap, with_win_probs)
 from toybench.objective import record_inputs
 from toybench.solve import NoFiniteMinimum, solve
@@ -331,7 +331,7 @@ def test_hedge_step_against_numpy():
     assert math.log((E1_REF * np.exp(2.0 * win)).sum()) == pytest.approx(1.0625, abs=5e-5)
 
 
-def test_regularised_nash_against_numpy():
+def test_nash_against_numpy():
     prob = tb.Problem.random(tb.FlatSpace(5), prompts=2, seed=9, preference="general", reward_scale=2.0)
     pref, ref = prob.preference_matrix().numpy(), prob.ref_logp.exp().numpy()
     policy = ref.copy()
@@ -339,10 +339,10 @@ def test_regularised_nash_against_numpy():
         logits = np.log(ref) + np.einsum("pab,pb->pa", pref, policy) / 0.7
         response = np.exp(logits - logits.max(-1, keepdims=True))
         policy = 0.5 * policy + 0.5 * response / response.sum(-1, keepdims=True)
-    np.testing.assert_allclose(regularised_nash(prob, 0.7).exp().numpy(), policy, atol=1e-14)
+    np.testing.assert_allclose(tb.optima.nash(prob, 0.7).exp().numpy(), policy, atol=1e-14)
     with pytest.raises(ValueError, match="did not converge"):
         cycle = t64([[[0.5, 1.0, 0.0], [0.0, 0.5, 1.0], [1.0, 0.0, 0.5]]])     # rock-paper-scissors
-        regularised_nash(tb.Problem(tb.FlatSpace(3), torch.log(t64([[0.5, 0.3, 0.2]])), preference=cycle), 0.01,
+        tb.optima.nash(tb.Problem(tb.FlatSpace(3), torch.log(t64([[0.5, 0.3, 0.2]])), preference=cycle), 0.01,
                          damping=1.0, max_iter=200)
 
 
@@ -594,9 +594,9 @@ def test_helper_validation():
     with pytest.raises(ValueError, match="eta"):
         hedge_step(prob, prob.ref_logp, 0.0)
     with pytest.raises(ValueError, match="damping"):
-        regularised_nash(prob, 1.0, damping=0.0)
-    with pytest.raises(ValueError, match="tau"):
-        regularised_nash(prob, -1.0)
+        tb.optima.nash(prob, 1.0, damping=0.0)
+    with pytest.raises(ValueError, match="beta"):
+        tb.optima.nash(prob, -1.0)
     with pytest.raises(ValueError, match="n must be"):
         ddo_pairs(prob, prob.ref_logp, n=0)
     with pytest.raises(ValueError, match="one \\[P, Y\\] table"):

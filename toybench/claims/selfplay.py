@@ -12,7 +12,7 @@ import torch
 from scipy.optimize import linprog
 
 from .. import losses, optima
-from ..losses.selfplay import ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step, regularised_nash, with_win_probs
+from ..losses.selfplay import ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step, with_win_probs
 from ..pairs import population
 from ..problem import Problem
 from ..solve import solve
@@ -45,8 +45,8 @@ def unregularised_nash(pref: np.ndarray) -> np.ndarray:
 
 
 def regularised_residual(prob, tau: float, damping: float = 0.5) -> float:
-    """max |π − softmax(log π_ref + M·π/τ)| at ``regularised_nash``'s answer."""
-    policy = regularised_nash(prob, tau, damping=damping).exp()
+    """max |π − softmax(log π_ref + M·π/τ)| at ``tb.optima.nash``'s answer."""
+    policy = optima.nash(prob, tau, damping=damping).exp()
     response = torch.softmax(prob.ref_logp + torch.einsum("pab,pb->pa", prob.preference_matrix(), policy) / tau, -1)
     return float((policy - response).abs().max())
 
@@ -114,7 +114,7 @@ def sppo_regularised_ne() -> float:
 def sppo_small_spread() -> float:
     """For small reward spread the regularised NE is close to the reverse-KL optimum at 4τ (TV)."""
     prob = Problem.random(FlatSpace(6), prompts=4, seed=0, reward_scale=0.3)
-    return tv(regularised_nash(prob, 0.5), optima.reverse_kl(prob, 2.0))
+    return tv(optima.nash(prob, 0.5), optima.reverse_kl(prob, 2.0))
 
 
 @claim("sppo.small_spread_approx_e1",
@@ -124,7 +124,7 @@ def sppo_small_spread() -> float:
 def sppo_small_spread_e1() -> float:
     """The approximation π*_τ ≈ π*_{4τ} holds on E1 (it does not: the spread is large; TV)."""
     prob = e1("uniform")
-    return tv(regularised_nash(prob, 0.2, damping=0.2), optima.reverse_kl(prob, 0.8))
+    return tv(optima.nash(prob, 0.2, damping=0.2), optima.reverse_kl(prob, 0.8))
 
 
 @claim("sppo.intransitive",

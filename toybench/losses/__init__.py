@@ -20,7 +20,7 @@ __all__ += ["BPO", "SBA", "FDPO", "FPO", "EXO"]
 __all__ += ["KTO", "APOZero", "APODown", "NCA", "BCO", "CalDPO", "DPOP", "MinorDPO", "RPO", "SPO", "FlexDPO"]
 from .adaptive import DADPO, MADPO, BetaDPO, with_score_gap
 __all__ += ["BetaDPO", "MADPO", "DADPO", "with_score_gap"]
-from .selfplay import DDO, SPPO, DisCO, ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step, regularised_nash, \
+from .selfplay import DDO, SPPO, DisCO, ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step, \
     win_probability, with_win_probs
-__all__ += ["SPPO", "DDO", "DisCO", "ddo_pairs", "ddo_formula", "ddo_matching_alpha", "hedge_step", "regularised_nash",
+__all__ += ["SPPO", "DDO", "DisCO", "ddo_pairs", "ddo_formula", "ddo_matching_alpha", "hedge_step",
             "win_probability", "with_win_probs"]

@@ -4,17 +4,16 @@ Symbols: g = ℓ − ℓ_ref, where the "reference" passed to the loss is whatev
 against in the current round (SPPO: the previous iterate π_t; DDO: p_ref, the previous round's
 model under self-play); sp(t) = log(1 + e^t); M[x, y, y′] = P(y ≻ y′|x) with M[y, y] = ½.
 Also here: the pieces these methods iterate (``with_win_probs``, ``hedge_step``,
-``regularised_nash``, ``ddo_pairs``, ``ddo_formula``).
+``ddo_pairs``, ``ddo_formula``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_choice, check_positive, check_range
+from .._checks import check_choice, check_positive
 from ..pairs import Pairs
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -69,29 +68,6 @@ def hedge_step(prob, policy_logp, eta: float) -> torch.Tensor:
     check_positive(eta, "eta")
     policy = _log_table(policy_logp, prob, "policy_logp")
     return torch.log_softmax(policy + eta * win_probability(prob, policy), -1)
-
-
-def regularised_nash(prob, tau: float, damping: float = 0.5, tol: float = 1e-16, max_iter: int = 100000):
-    """Equilibrium of the τ-KL-regularised preference game, π = π_ref·exp(P(y ≻ π)/τ)/Z per prompt
-    (log-probs ``[P, Y]``, float64), by the damped iteration
-    π ← (1 − a)·π + a·softmax(log π_ref + M·π/τ), a = ``damping``, from π_ref, until the largest
-    change is ≤ ``tol`` or stops shrinking at float64 rounding. The undamped map need not contract
-    for small τ: lower ``damping`` then (ValueError when ``max_iter`` is reached first).
-    Source: reference §2.9 (c) [derived]; Munos et al. (Nash-MD) [unverified]."""
-    check_positive(tau, "tau")
-    check_range(damping, "damping", low=0.0, high=1.0, low_open=True, allowed="0 < damping <= 1")
-    pref, ref_logp = prob.preference_matrix(), prob.ref_logp
-    policy = ref_logp.exp()
-    smallest = math.inf
-    for _ in range(max_iter):
-        response = torch.softmax(ref_logp + torch.einsum("pab,pb->pa", pref, policy) / tau, -1)
-        change = float((response - policy).abs().max())
-        policy = (1 - damping) * policy + damping * response
-        if change <= tol or (change >= smallest and change < 1e-13):
-            return policy.log()
-        smallest = min(smallest, change)
-    raise ValueError(f"regularised_nash did not converge in {max_iter} iterations (last change {change:.3g}); "
-                     "lower damping")
 
 
 @register

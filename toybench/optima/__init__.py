@@ -1,11 +1,13 @@
 """Closed-form optima, exact in float64 and computed in log space.
 
 ``reverse_kl`` / ``log_partition``: π*_β = π_ref·e^{r/β}/Z_β; ``ipo``: IPO's population optimum
-for any pair law (a graph-Laplacian solve; π_ref·e^{p(y≻μ)/τ} for product μ). Every function
+for any pair law (a graph-Laplacian solve; π_ref·e^{p(y≻μ)/τ} for product μ); ``fdpo_target``:
+f-DPO's π_ref·(f′)⁻¹((r − λ)/β); ``nash``: the regularised preference game's equilibrium. Every function
 returns ``[P, Y]`` (``[P]`` for ``log_partition``) for scalar β and ``[B, P, Y]`` for ``[B]`` β.
 """
 from .reverse_kl import log_partition, reverse_kl
 from .ipo import ipo
 from .fdiv import fdpo_target
+from .nash import nash
 
-__all__ = ["reverse_kl", "log_partition", "ipo", "fdpo_target"]
+__all__ = ["reverse_kl", "log_partition", "ipo", "fdpo_target", "nash"]
