@@ -3,12 +3,15 @@
 Response spaces are finite, policies tabular, so every partition function, population loss,
 optimum and KL is an exact sum. See README.md and DESIGN.md for the concepts.
 """
-from . import claims, losses, metrics, optima
+from . import claims, compare, losses, metrics, optima
 from .pairs import Pairs, population, sample_pairs
+from .policies import Tabular
 from .problem import Problem
 from .solve import NoFiniteMinimum, Solution, solve
 from .spaces import FlatSpace
+from .train import History, train
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum", "losses", "optima", "claims", "metrics"]
+__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum",
+           "Tabular", "train", "History", "losses", "optima", "claims", "metrics", "compare"]
