@@ -63,6 +63,8 @@ SAME_VALUE, SAME_POLICY = 1e-10, 1e-6
 """Polished restarts within SAME_VALUE in objective but more than SAME_POLICY apart in TV: not identified."""
 MAX_ROUNDS, STATE_TOL = 200, 1e-12
 """Fixed-point rounds allowed, and the max-abs state change at which a stateful solve stops."""
+KINK_WINDOW = 1e-3
+"""|log π − log π_ref| below which a response is tried pinned at π_ref (kinked losses, ``_kink_face``)."""
 SURROGATE_LOGP = -700.0
 """Stand-in log-prob of a boundary response where a finite value is needed (e^−700 ≈ 1e-304)."""
 INFINITE_SLOPE = 1e100
@@ -582,7 +584,12 @@ def _solve_smooth(task: _Task, options: dict, convex: bool) -> _Found:
                                   "the objective is not bounded below or needs an infinite margin")
     values = [end[1] for end in ends]
     contenders = [end[0] for end in ends if end[1] <= min(values) + POLISH_WINDOW * (1 + abs(min(values)))]
+    # Newton polish shrinks the gradient, not the objective: at a kink (dpop, spo) it can end
+    # higher than where L-BFGS stopped, so the unpolished ends stay in the running.
     polished = [_polish(task, logits, options) for logits in contenders]
+    polished += [(logits, torch.ones_like(logits, dtype=torch.bool)) for logits in contenders]
+    polished += [(_kink_face(task, torch.log_softmax(logits, -1)), torch.ones_like(logits, dtype=torch.bool))
+                 for logits in contenders if _near_kink(task, torch.log_softmax(logits, -1)).any()]
     answers = [_project(task, logits, support) for logits, support in polished]
     finals = [task.value(logp) for logp in answers]
     best = int(np.argmin(finals))
@@ -601,6 +608,26 @@ def _solve_smooth(task: _Task, options: dict, convex: bool) -> _Found:
                f"differ by TV {spread:.2g}")
     return _Found(logp, task.value(logp), "convex" if convex else "nonconvex", certificate, identified,
                   hessian_min, len(starts), message)
+
+
+def _near_kink(task: _Task, logp: torch.Tensor) -> torch.Tensor:
+    """Responses whose log-ratio log π − log π_ref is within KINK_WINDOW of zero."""
+    return (logp - task.ref).abs() < KINK_WINDOW
+
+
+def _kink_face(task: _Task, logp: torch.Tensor) -> torch.Tensor:
+    """Re-solve on a kink face: losses such as ``dpop`` (relu(−g_w)), ``spo`` and ``minor_dpo``
+    (max(0, g_l)) bend at a zero log-ratio, where L-BFGS stalls short of the minimum. Responses
+    near g = 0 are pinned at π_ref exactly and the others re-optimised by L-BFGS; the caller keeps
+    whichever candidate has the lowest objective."""
+    pinned = _near_kink(task, logp)
+    rest = torch.log1p(-torch.where(pinned, task.ref.exp(), 0.0).sum(-1, keepdim=True).clamp(max=1 - 1e-16))
+
+    def to_logp(free_logits):
+        return torch.where(pinned, task.ref, rest + torch.log_softmax(free_logits.masked_fill(pinned, -1e4), -1))
+
+    free_logits, _ = _lbfgs(task, torch.where(torch.isneginf(logp), SURROGATE_LOGP, logp), to_logp)
+    return to_logp(free_logits)
 
 
 def _starts(task: _Task, options: dict, count: int) -> list[torch.Tensor]:
@@ -622,8 +649,8 @@ def _value_and_grad(task: _Task, logits: torch.Tensor, create_graph: bool = Fals
     return value, grad, logits
 
 
-def _lbfgs(task: _Task, start: torch.Tensor):
-    """torch's L-BFGS (strong Wolfe line search) on F(s) in float64, on the inputs' device."""
+def _lbfgs(task: _Task, start: torch.Tensor, to_logp=lambda logits: torch.log_softmax(logits, -1)):
+    """torch's L-BFGS (strong Wolfe line search) on F(to_logp(s)) in float64, on the inputs' device."""
     logits = start.detach().clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([logits], lr=1.0, max_iter=LBFGS_MAXITER, max_eval=2 * LBFGS_MAXITER,
                                   tolerance_grad=LBFGS_GTOL, tolerance_change=LBFGS_FLAT, history_size=30,
@@ -631,13 +658,13 @@ def _lbfgs(task: _Task, start: torch.Tensor):
 
     def closure():
         optimizer.zero_grad()
-        value = objective(task.loss, torch.log_softmax(logits, -1)[None], task.pairs)[0]
+        value = objective(task.loss, to_logp(logits)[None], task.pairs)[0]
         value.backward()
         return value
 
     with torch.enable_grad():
         optimizer.step(closure)
-        value = objective(task.loss, torch.log_softmax(logits, -1)[None], task.pairs)[0]
+        value = objective(task.loss, to_logp(logits)[None], task.pairs)[0]
     return logits.detach(), float(value.detach())
 
 
