@@ -592,7 +592,9 @@ def _solve_smooth(task: _Task, options: dict, convex: bool) -> _Found:
                  for logits in contenders if _near_kink(task, torch.log_softmax(logits, -1)).any()]
     answers = [_project(task, logits, support) for logits, support in polished]
     finals = [task.value(logp) for logp in answers]
-    best = int(np.argmin(finals))
+    best = int(np.argmin(finals[:len(contenders)]))
+    lower = [i for i in range(len(contenders), len(finals)) if finals[i] < finals[best] - SAME_VALUE]
+    best = min(lower, key=finals.__getitem__) if lower else best
     logits, support = polished[best]
     logp = answers[best]
     spread = max(float(_tv(other, logp)) for other, value in zip(answers, finals) if value <= finals[best] + SAME_VALUE)
