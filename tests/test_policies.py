@@ -1,0 +1,76 @@
+"""Tabular policy: start, init, dtype/device, the softmax-Jacobian fast gradient, validation."""
+import numpy as np
+import pytest
+import torch
+
+import toybench as tb
+from conftest import E1_REF, e1_problem
+from toybench.policies import Policy, Tabular
+
+
+def test_starts_at_reference_with_a_copy_per_run(e1):
+    policy = Tabular(e1, runs=3)
+    logp = policy.logp()
+    assert logp.shape == (3, 1, 4) and logp.dtype == torch.float32
+    assert policy.runs == 3 and policy.dtype == torch.float32 and policy.device == torch.device("cpu")
+    # float32 rounding of log-probs of size ~2
+    np.testing.assert_allclose(logp.detach().numpy(), np.tile(np.log(E1_REF), (3, 1, 1)), rtol=0, atol=1e-6)
+    (params,) = policy.parameters()
+    assert params.requires_grad and params.shape == (3, 1, 4)
+    with torch.no_grad():
+        params[0, 0, 0] += 1.0
+    assert torch.equal(policy.logp()[1], policy.logp()[2]) and not torch.equal(policy.logp()[0], policy.logp()[1])
+
+
+def test_init_logits_shared_or_per_run_float64():
+    prob = tb.Problem.random(tb.FlatSpace(3), prompts=2, seed=1)
+    logits = np.random.default_rng(0).normal(size=(2, 2, 3)) * 3
+    expected = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    per_run = Tabular(prob, runs=2, init=torch.tensor(logits), dtype=torch.float64)
+    np.testing.assert_allclose(per_run.logp().detach().numpy(), expected, rtol=1e-14, atol=1e-14)
+    shared = Tabular(prob, runs=4, init=logits[1], dtype=torch.float64)
+    np.testing.assert_allclose(shared.logp().detach().numpy(), np.tile(expected[1], (4, 1, 1)), rtol=1e-14, atol=1e-14)
+
+
+def test_logit_grad_is_the_softmax_jacobian_transpose():
+    prob = tb.Problem.random(tb.FlatSpace(5), prompts=3, seed=2)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, 3, 5))
+    dlogp = rng.normal(size=(4, 3, 5))
+    policy = Tabular(prob, runs=4, init=torch.tensor(logits), dtype=torch.float64)
+    pi = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    # J[y, k] = ∂ log π_y / ∂ s_k = 1[y = k] − π_k; the logit gradient is Jᵀ·dlogp
+    jacobian = np.eye(5) - pi[..., None, :]
+    expected = np.einsum("bpyk,bpy->bpk", jacobian, dlogp)
+    got = policy.logit_grad(torch.tensor(dlogp))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)  # float64 rounding
+    part = policy.logit_grad(torch.tensor(dlogp[1:3]), slice(1, 3))
+    np.testing.assert_allclose(part.numpy(), expected[1:3], rtol=1e-12, atol=1e-14)
+
+
+def test_policy_protocol_is_abstract():
+    with pytest.raises(TypeError):
+        Policy()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(runs=0), "runs must be an integer >= 1"),
+    (dict(runs=2.0), "runs must be an integer >= 1"),
+    (dict(runs=True), "runs must be an integer >= 1"),
+    (dict(dtype=torch.int64), "floating torch dtype"),
+    (dict(dtype="float32"), "floating torch dtype"),
+    (dict(init=torch.zeros(2, 4)), r"init must have shape \[1, 4\] or \[1, 1, 4\]"),
+    (dict(runs=2, init=torch.zeros(3, 1, 4)), r"init must have shape"),
+    (dict(init=torch.tensor([[0.0, -float("inf"), 0.0, 0.0]])), "init must be finite"),
+    (dict(init=torch.tensor([[0.0, float("nan"), 0.0, 0.0]])), "init must be finite"),
+    (dict(init="logits"), "init must be array-like"),
+    (dict(device="gpu7"), "device must be a torch device"),
+])
+def test_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Tabular(e1_problem(), **kwargs)
+
+
+def test_needs_a_problem():
+    with pytest.raises(ValueError, match="Tabular needs a Problem"):
+        Tabular(torch.zeros(1, 4))
