@@ -35,7 +35,7 @@ from typing import ClassVar
 
 import torch
 
-from .._checks import as_run_param, run_count
+from .._checks import as_run_param, check_positive, run_count
 
 REGISTRY: dict[str, type["Loss"]] = {}
 TARGET_KINDS = ("closed", "projection", "numeric", "none")
@@ -62,7 +62,10 @@ class Loss(ABC):
         run_count(*(getattr(self, f.name) for f in dataclasses.fields(self)))
 
     def validate(self) -> None:
-        """Check hyperparameter ranges; raise ValueError saying what is allowed."""
+        """Check hyperparameter ranges; raise ValueError saying what is allowed. The default checks
+        β > 0 for losses that have a ``beta``; subclasses with more fields override it."""
+        if hasattr(self, "beta"):
+            check_positive(self.beta, "beta")
 
     @property
     def runs(self) -> int | None:

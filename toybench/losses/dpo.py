@@ -30,9 +30,6 @@ class DPO(MarginLoss):
     family = "logit_link"
     convex = True
 
-    def validate(self):
-        check_positive(self.beta, "beta")
-
     def phi(self, z):
         return F.softplus(-z)
 
