@@ -102,7 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loss", default="dpo", help="registered loss name (default hyperparameters)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default 100; 50 with --all)")
-    parser.add_argument("--trials", type=int, default=None, help="alternated trials, median reported (default 3; 1 with --all)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="alternated trials, median reported (default 3; 1 with --all)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--all", action="store_true", help="the ratio for every registered loss")
     args = parser.parse_args()

@@ -46,6 +46,8 @@ def test_logit_grad_is_the_softmax_jacobian_transpose():
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)  # float64 rounding
     part = policy.logit_grad(torch.tensor(dlogp[1:3]), slice(1, 3))
     np.testing.assert_allclose(part.numpy(), expected[1:3], rtol=1e-12, atol=1e-14)
+    given = policy.logit_grad(torch.tensor(dlogp[1:3]), slice(1, 3), logp=torch.tensor(np.log(pi[1:3])))
+    np.testing.assert_allclose(given.numpy(), expected[1:3], rtol=1e-12, atol=1e-14)
 
 
 def test_policy_protocol_is_abstract():

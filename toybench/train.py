@@ -31,7 +31,7 @@ from .losses.base import Loss
 from .metrics import summary
 from .objective import record_inputs
 from .pairs import Pairs
-from .policies import Policy, Tabular
+from .policies import Policy, Tabular, log_normalize
 
 OPTIMIZERS = ("adam", "sgd")
 ADAM_BETAS = (0.9, 0.999)
@@ -300,24 +300,28 @@ class _TabularTrainer:
         self.sampler = None if batch_size is None else _Sampler(pairs, runs, batch_size, seed)
         self.blocks = [slice(start, min(start + RUN_BLOCK, runs)) for start in range(0, runs, RUN_BLOCK)]
         self.losses = [_loss_block(loss, block, runs) for block in self.blocks]
-        self.fixed = None if self.sampler else [self.fixed_inputs(i, _pairs_block(pairs, block, runs))
+        shared = {}
+        self.fixed = None if self.sampler else [self.fixed_inputs(i, _pairs_block(pairs, block, runs), shared)
                                                 for i, block in enumerate(self.blocks)]
         self.states = [loss.init_state(block.stop - block.start, policy.logits) if loss.stateful else None
                        for block in self.blocks]
 
-    def fixed_inputs(self, i: int, pairs: Pairs) -> tuple:
-        """(constant loss inputs, chosen and rejected flat indices ``[1 or b, N]``, weights)."""
+    def fixed_inputs(self, i: int, pairs: Pairs, shared: dict | None = None) -> tuple:
+        """(constant loss inputs, chosen and rejected flat indices ``[1 or b, N]``, weights).
+
+        Records shared by the runs get their inputs stored records-major (strides (1, b)), so
+        every operand of a step has the same layout (mixed layouts measured 2× slower); an input
+        that is the same for all runs is stored once per block size in ``shared`` (full batch)."""
         logp = self.policy.logits.detach()[self.blocks[i]]
-        inputs = record_inputs(self.losses[i], logp, pairs)
+        inputs = record_inputs(self.losses[i], logp[:1] if pairs.runs == 1 else logp, pairs)
         del inputs["chosen_logp"], inputs["rejected_logp"]
+        inputs["weight"] = pairs.weight.to(device=logp.device, dtype=logp.dtype)
         Y = self.problem.Y
         chosen = (pairs.prompt * Y + pairs.chosen).to(logp.device)
         rejected = (pairs.prompt * Y + pairs.rejected).to(logp.device)
-        weight = pairs.weight.to(device=logp.device, dtype=logp.dtype)
-        if chosen.shape[0] == 1:   # records-major layout, so every operand of the step has equal strides
-            b = logp.shape[0]
-            by_records = lambda t: t.expand(b, -1).T.contiguous().T  # noqa: E731
-            inputs, weight = {name: by_records(value) for name, value in inputs.items()}, by_records(weight)
+        if chosen.shape[0] == 1:
+            inputs = {name: _records_major(name, value, logp.shape[0], shared) for name, value in inputs.items()}
+        weight = inputs.pop("weight")
         return inputs, chosen, rejected, weight
 
     def step(self) -> None:
@@ -329,7 +333,7 @@ class _TabularTrainer:
 
     def block_grad(self, i, block, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
         """∂L/∂s ``[b, P, Y]`` for the runs in ``block``."""
-        logp = torch.log_softmax(self.policy.logits.detach()[block], dim=-1)
+        logp = log_normalize(self.policy.logits.detach()[block])
         b, table = logp.shape[0], logp.reshape(logp.shape[0], -1)
         shared = chosen_idx.shape[0] == 1
         if shared:   # [P·Y, b] rows of runs: gather whole rows, results viewed as [b, N]
@@ -348,7 +352,17 @@ class _TabularTrainer:
         else:
             dlogp = torch.zeros_like(table)
             dlogp.scatter_add_(1, chosen_idx, chosen_grad).scatter_add_(1, rejected_idx, rejected_grad)
-        return self.policy.logit_grad(dlogp.reshape(logp.shape), block)
+        return self.policy.logit_grad(dlogp.reshape(logp.shape), block, logp)
+
+
+def _records_major(name: str, value: torch.Tensor, b: int, shared: dict | None) -> torch.Tensor:
+    """``value`` ``[1 or b, N]`` as ``[b, N]`` with strides (1, b); a ``[1, N]`` value is laid
+    out once per block size when ``shared`` is a dict."""
+    if shared is None or value.shape[0] != 1:
+        return value.expand(b, -1).T.contiguous().T
+    if (name, b) not in shared:
+        shared[name, b] = value.expand(b, -1).T.contiguous().T
+    return shared[name, b]
 
 
 class _AutogradTrainer:
