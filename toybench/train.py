@@ -342,8 +342,8 @@ class _TabularTrainer:
         ∂L/∂g_a = Σ_b D_ab·L′_ab − Σ_b D_ba·L′_ba (DESIGN.md performance notes)."""
         logp = log_normalize(self.policy.logits.detach()[block])
         ratio = logp - self.ref
-        slope, _ = self.losses[i].input_grads(ratio[..., :, None], ratio[..., None, :], 0.0, 0.0)
-        weighted = (self.dense if self.dense.shape[0] == 1 else self.dense[block]) * slope
+        slope = self.losses[i].margin_slope(ratio[..., :, None] - ratio[..., None, :])
+        weighted = slope.mul_(self.dense if self.dense.shape[0] == 1 else self.dense[block])
         return self.policy.logit_grad(weighted.sum(-1) - weighted.sum(-2), block, logp)
 
     def block_grad(self, i, block, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
@@ -372,8 +372,10 @@ class _TabularTrainer:
 
 def _dense_record_table(loss, pairs: Pairs, like: torch.Tensor):
     """The record table D ``[1 or B, P, Y, Y]`` when the dense gradient applies (a ``MarginLoss``
-    with the plain margin (g_w − g_l), no extra inputs, no state), else None."""
-    if not isinstance(loss, MarginLoss) or loss.needs or loss.stateful:
+    with the plain margin (g_w − g_l), its gradient from ``margin_slope``, no extra inputs, no
+    state), else None."""
+    if not isinstance(loss, MarginLoss) or loss.needs or loss.stateful \
+            or type(loss).input_grads is not MarginLoss.input_grads:
         return None
     probe = torch.randn(4, 1, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     if not torch.allclose(loss.margin(*probe), (probe[0] - probe[2]) - (probe[1] - probe[3]), rtol=0, atol=1e-12):

@@ -144,10 +144,13 @@ class MarginLoss(Loss):
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         if self.needs:  # length-normalised margins: fall back to autograd
             return super().input_grads(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)
-        delta = self.margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        beta = self.hp("beta", delta)
-        slope = beta * self.dphi(beta * delta)
+        slope = self.margin_slope(self.margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp))
         return slope, -slope
+
+    def margin_slope(self, delta):
+        """∂L/∂Δ = β·φ′(β·Δ), elementwise (the training fast path's only per-record work)."""
+        beta = self.hp("beta", delta)
+        return self.dphi(beta * delta).mul_(beta) if not torch.is_grad_enabled() else beta * self.dphi(beta * delta)
 
 
 def register(cls):
