@@ -154,9 +154,6 @@ class APOZero(Loss):
     family = "single_response"
     convex = False
 
-    def validate(self):
-        check_positive(self.beta, "beta")
-
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
@@ -184,9 +181,6 @@ class APODown(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = False
-
-    def validate(self):
-        check_positive(self.beta, "beta")
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
@@ -218,9 +212,6 @@ class NCA(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = False
-
-    def validate(self):
-        check_positive(self.beta, "beta")
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
@@ -454,9 +445,6 @@ class MinorDPO(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = False
-
-    def validate(self):
-        check_positive(self.beta, "beta")
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)

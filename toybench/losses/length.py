@@ -189,9 +189,6 @@ class SigmoidNorm(_LogisticScaledMargin):
     convex = True
     needs = LENGTH_INPUTS
 
-    def validate(self):
-        check_positive(self.beta, "beta")
-
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         return ((chosen_logp - ref_chosen_logp) / inputs["chosen_len"]
                 - (rejected_logp - ref_rejected_logp) / inputs["rejected_len"])
