@@ -17,19 +17,26 @@ def record_inputs(loss, logp: torch.Tensor, pairs) -> dict:
     records' (1 broadcasts)."""
     prob = pairs.problem
     runs = max(logp.shape[0], pairs.runs)
-    chosen_idx = (pairs.prompt * prob.Y + pairs.chosen).to(logp.device).expand(runs, -1)
-    rejected_idx = (pairs.prompt * prob.Y + pairs.rejected).to(logp.device).expand(runs, -1)
-    table = logp.reshape(logp.shape[0], -1).expand(runs, -1)
-    ref = prob.ref_logp.to(device=logp.device, dtype=logp.dtype).reshape(1, -1).expand(runs, -1)
+    chosen_idx = (pairs.prompt * prob.Y + pairs.chosen).to(logp.device)
+    rejected_idx = (pairs.prompt * prob.Y + pairs.rejected).to(logp.device)
+    table = logp.reshape(logp.shape[0], -1)
+    ref = prob.ref_logp.to(device=logp.device, dtype=logp.dtype).reshape(1, -1)
     inputs = {
-        "chosen_logp": table.gather(1, chosen_idx),
-        "rejected_logp": table.gather(1, rejected_idx),
-        "ref_chosen_logp": ref.gather(1, chosen_idx),
-        "ref_rejected_logp": ref.gather(1, rejected_idx),
+        "chosen_logp": _take(table, chosen_idx, runs),
+        "rejected_logp": _take(table, rejected_idx, runs),
+        "ref_chosen_logp": _take(ref, chosen_idx, runs),
+        "ref_rejected_logp": _take(ref, rejected_idx, runs),
     }
     for name in loss.required_inputs(prob.space):
         inputs[name] = _extra(name, pairs, runs, logp)
     return inputs
+
+
+def _take(table: torch.Tensor, index: torch.Tensor, runs: int) -> torch.Tensor:
+    """``table[b, index[b, k]]`` as ``[runs, N]``; a table and index shared by every run give one
+    row broadcast over the runs (an expanded view, not a copy)."""
+    rows = max(table.shape[0], index.shape[0])
+    return table.expand(rows, -1).gather(1, index.expand(rows, -1)).expand(runs, -1)
 
 
 def _extra(name: str, pairs, runs: int, like: torch.Tensor) -> torch.Tensor:

@@ -337,14 +337,17 @@ class _TabularTrainer:
             self.optimizer.update(0, self.block_grad(i, block, *fixed), block)
 
     def dense_grad(self, i, block) -> torch.Tensor:
-        """∂L/∂s for a plain margin loss, without gathers:
-        Δ_ab = g_a − g_b over the whole ``[b, P, Y, Y]`` grid, weighted by the record table D,
-        ∂L/∂g_a = Σ_b D_ab·L′_ab − Σ_b D_ba·L′_ba (DESIGN.md performance notes)."""
+        """∂L/∂s for a plain margin loss φ(β·Δ), without gathers: with h = β·g (g = log π − log π_ref,
+        ``[b, P, Y]``), z_ab = h_a − h_b over the whole ``[b, P, Y, Y]`` grid, W = D ⊙ φ′(z) (D the
+        record table), ∂L/∂g_a = β·(Σ_b W_ab − Σ_b W_ba) (DESIGN.md performance notes). β is applied
+        to the ``[b, P, Y]`` tensors, so the grid sees one subtraction, φ′, one product and two sums."""
+        loss = self.losses[i]
         logp = log_normalize(self.policy.logits.detach()[block])
-        ratio = logp - self.ref
-        slope = self.losses[i].margin_slope(ratio[..., :, None] - ratio[..., None, :])
-        weighted = slope.mul_(self.dense if self.dense.shape[0] == 1 else self.dense[block])
-        return self.policy.logit_grad(weighted.sum(-1) - weighted.sum(-2), block, logp)
+        beta = loss.hp("beta", logp)
+        scaled = (logp - self.ref).mul_(beta)
+        weighted = loss.dphi(scaled[..., :, None] - scaled[..., None, :])
+        weighted.mul_(self.dense if self.dense.shape[0] == 1 else self.dense[block])
+        return self.policy.logit_grad((weighted.sum(-1) - weighted.sum(-2)).mul_(beta), block, logp)
 
     def block_grad(self, i, block, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
         """∂L/∂s ``[b, P, Y]`` for the runs in ``block``."""
@@ -372,10 +375,11 @@ class _TabularTrainer:
 
 def _dense_record_table(loss, pairs: Pairs, like: torch.Tensor):
     """The record table D ``[1 or B, P, Y, Y]`` when the dense gradient applies (a ``MarginLoss``
-    with the plain margin (g_w − g_l), its gradient from ``margin_slope``, no extra inputs, no
-    state), else None."""
+    with the plain margin (g_w − g_l), its gradient β·φ′(β·Δ) (``input_grads`` and ``margin_slope``
+    not overridden), no extra inputs, no state), else None."""
     if not isinstance(loss, MarginLoss) or loss.needs or loss.stateful \
-            or type(loss).input_grads is not MarginLoss.input_grads:
+            or type(loss).input_grads is not MarginLoss.input_grads \
+            or type(loss).margin_slope is not MarginLoss.margin_slope:
         return None
     probe = torch.randn(4, 1, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     if not torch.allclose(loss.margin(*probe), (probe[0] - probe[2]) - (probe[1] - probe[3]), rtol=0, atol=1e-12):
