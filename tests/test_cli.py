@@ -89,3 +89,15 @@ def test_bad_input_exits_2_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error():
+    """`toybench list | head -1`: the closed pipe ends the command quietly with status 0."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "import sys; from toybench.cli import main; sys.exit(main(['list']))"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()   # the reader is gone before the command prints anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0 and stderr == ""

@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"toybench {args.command}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that closed early (e.g. `| head`)
+        sys.stdout = None
+        return 0
 
 
 def _problem_options(parser):
