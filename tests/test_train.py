@@ -124,6 +124,51 @@ def test_fast_gradient_matches_autograd_for_every_loss(name):
     np.testing.assert_allclose(fast_grad.numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
 
 
+@dataclass(frozen=True)
+class UndefinedOnTheDiagonal(Loss):
+    """Test-only loss (not registered): L = −log σ(Δ)·(ℓ_w − ℓ_l)/(ℓ_w − ℓ_l), DPO's value on
+    every record but 0/0 = NaN on a grid cell with chosen = rejected, where no record is."""
+
+    def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        gap = chosen_logp - rejected_logp
+        margin = gap - (ref_chosen_logp - ref_rejected_logp)
+        return torch.nn.functional.softplus(-margin) * gap / gap
+
+
+@pytest.mark.parametrize("name, fields, responses, n, grid", [
+    ("dpo", "none", 5, 60, True),               # plain margin on the cell grid
+    ("simpo", "none", 5, 60, True),             # any stateless loss on the grid, lengths as inputs
+    ("madpo", "consistent", 5, 60, True),       # a named field laid on the grid
+    ("tan_reward_scaled", "consistent", 5, 60, True),  # a loss that refuses a zero field on any record
+    ("undefined_on_diagonal", "none", 5, 60, True),    # NaN on cells without records is masked
+    ("madpo", "per_record", 5, 60, False),      # records of one cell disagree on the field: record list
+    ("simpo", "none", 12, 20, False),           # 288 cells for 20 records: record list
+    ("kto", "none", 5, 60, False),              # batch statistics over records: record list
+])
+def test_gradient_paths_on_per_run_samples_match_autograd(name, fields, responses, n, grid):
+    """Per-run data sets with repeated records: the path train takes gives autograd's gradient."""
+    lengths = [float(1 + k % 4) for k in range(responses)]
+    prob = tb.Problem.random(tb.FlatSpace(responses, lengths=lengths), prompts=2, seed=6)
+    pairs = tb.sample_pairs(prob, n=n, seed=[1, 2, 3])
+    rng = np.random.default_rng(8)
+    if fields == "consistent":
+        pairs = tb.losses.with_score_gap(pairs)
+    elif fields == "per_record":
+        pairs = pairs.with_fields(score_gap=torch.tensor(rng.uniform(0.2, 1.0, size=(3, n))))
+    loss = {"tan_reward_scaled": lambda: tb.losses.make("tan_principled", zeta="reward_scaled"),
+            "undefined_on_diagonal": UndefinedOnTheDiagonal}.get(name, lambda: tb.losses.make(name))()
+    assert (train_module._RecordGrid.build(loss, pairs, torch.zeros(1, dtype=torch.float64)) is not None) == grid
+    init = torch.tensor(rng.normal(size=(3, 2, responses)))
+    policy = Tabular(prob, runs=3, init=init, dtype=torch.float64)
+    train(policy, loss, pairs, steps=1, optimizer="sgd", lr=1.0)
+    logits = init.clone().requires_grad_(True)
+    inputs = record_inputs(loss, torch.log_softmax(logits, dim=-1), pairs)
+    state = {"state": loss.update_state(loss.init_state(3, logits), inputs, pairs.weight)} if loss.stateful else {}
+    (expected,) = torch.autograd.grad((pairs.weight * loss(**inputs, **state)).sum(), logits)
+    # tolerances as in test_fast_gradient_matches_autograd_for_every_loss
+    np.testing.assert_allclose((init - policy.logits.detach()).numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize("name", tb.losses.names())
 def test_every_loss_trains_full_batch_and_minibatch(name):
     prob = tb.Problem.random(tb.FlatSpace(5, lengths=[1.0, 2.0, 3.0, 4.0, 6.0]), prompts=2, seed=3)

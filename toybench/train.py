@@ -8,11 +8,14 @@ program: hyperparameters, learning rates and data may differ per run (``[B]`` te
 ``Pairs``), and one run trained alone gives the same numbers as the same run inside a batch.
 
 Gradients. For a ``Tabular`` policy the gradient is assembled without an autograd graph over the
-records: per record (∂ℓ/∂ℓ_w, ∂ℓ/∂ℓ_l) from ``loss.input_grads`` (a closed form for margin
-losses), times ω, scattered into ∂L/∂log π ``[B, P·Y]``, then through the softmax Jacobian
-(``Tabular.logit_grad``). The run axis is processed in blocks of ``RUN_BLOCK`` runs so the
-``[block, N]`` temporaries stay in cache (DESIGN.md, Performance notes). Any other ``Policy`` is
-differentiated with autograd through ``logp()``.
+records: per record (∂ℓ/∂ℓ_w, ∂ℓ/∂ℓ_l) from ``loss.input_grads`` (a closed form for most losses),
+times ω, summed into ∂L/∂log π ``[b, P, Y]``, then through the softmax Jacobian
+(``Tabular.logit_grad``). Full-batch records of a stateless loss are laid on the ``[P, Y, Y]`` grid
+of (prompt, chosen, rejected) cells, where inputs are broadcast views and the sums are row and
+column sums (no gathers or scatters; plain margin losses φ(β·Δ) need only φ′ on the grid);
+mini-batches, stateful losses and data sets much smaller than the grid stay a record list. The run
+axis is processed in blocks of ``RUN_BLOCK`` runs so the temporaries stay in cache (DESIGN.md,
+Performance notes). Any other ``Policy`` is differentiated with autograd through ``logp()``.
 
 Optimisers (elementwise, so one ``[B, ...]`` tensor is B independent optimisers, and ``lr`` may
 be ``[B]``): ``"adam"`` is torch.optim.Adam's update with its defaults (β₁ 0.9, β₂ 0.999, ε 1e-8,
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_positive, hyper_values
-from .losses.base import Loss, MarginLoss
+from .losses.base import LENGTH_INPUTS, Loss, MarginLoss
 from .metrics import summary
 from .objective import record_inputs
 from .pairs import Pairs
@@ -38,7 +41,10 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 RUN_BLOCK = 64
 """Runs per block on the fast path: a P=8, Y=32 population block is ~2 MB per [block, P, Y, Y] float32
-temporary (dense margin path, measured on 2 cores: 64 runs best, 16 runs 40 % slower, 8 runs 2× slower)."""
+temporary (margin grid path, measured on 2 cores: 64 runs best, 16 runs 40 % slower, 8 runs 2× slower)."""
+GRID_FILL = 4
+"""Full-batch records are laid on the [P, Y, Y] cell grid when it has at most this many cells per record
+(the population fills it; a small data set over many responses stays a record list)."""
 TARGET_METRICS = ("kl_to_target", "kl_from_target", "tv_to_target")
 MALLOC_PRIMER_BYTES = 24 << 20
 """Size of the buffer ``_recycle_large_blocks`` allocates and frees (below glibc's 32 MiB cap)."""
@@ -285,9 +291,10 @@ class _Optimizer:
 
 # ------------------------------------------------------------------------ trainers
 class _TabularTrainer:
-    """Closed-form gradient path for ``Tabular``, in blocks of ``RUN_BLOCK`` runs.
+    """Closed-form gradient path for ``Tabular``, in blocks of ``RUN_BLOCK`` runs: on the cell grid
+    (``margin_grid_grad``, ``loss_grid_grad``) or on the record list (``block_grad``).
 
-    Loss inputs that do not change between steps (reference log-probs, lengths, named fields,
+    On the record list, loss inputs that do not change between steps (reference log-probs, lengths, named fields,
     record indices, weights) are gathered once per block with ``record_inputs``; each step only
     gathers the policy's log-probs. Records shared by every run are gathered and scattered in a
     records-major layout (``index_select``/``index_add_`` of whole rows of runs; measured 2–3×
@@ -300,13 +307,15 @@ class _TabularTrainer:
         self.sampler = None if batch_size is None else _Sampler(pairs, runs, batch_size, seed)
         self.blocks = [slice(start, min(start + RUN_BLOCK, runs)) for start in range(0, runs, RUN_BLOCK)]
         self.losses = [_loss_block(loss, block, runs) for block in self.blocks]
-        shared = {}
-        self.fixed = None if self.sampler else [self.fixed_inputs(i, _pairs_block(pairs, block, runs), shared)
-                                                for i, block in enumerate(self.blocks)]
         self.states = [loss.init_state(block.stop - block.start, policy.logits) if loss.stateful else None
                        for block in self.blocks]
-        self.dense = _dense_record_table(loss, pairs, policy.logits) if self.sampler is None else None
         self.ref = pairs.problem.ref_logp.to(device=policy.logits.device, dtype=policy.logits.dtype)
+        self.grid = None if self.sampler else _RecordGrid.build(loss, pairs, policy.logits)
+        self.grid_grad = None if self.grid is None else (
+            self.margin_grid_grad if _plain_margin(loss) else self.loss_grid_grad)
+        shared = {}
+        self.fixed = None if self.sampler or self.grid else [
+            self.fixed_inputs(i, _pairs_block(pairs, block, runs), shared) for i, block in enumerate(self.blocks)]
 
     def fixed_inputs(self, i: int, pairs: Pairs, shared: dict | None = None) -> tuple:
         """(constant loss inputs, chosen and rejected flat indices ``[1 or b, N]``, weights).
@@ -330,24 +339,42 @@ class _TabularTrainer:
         self.optimizer.tick()
         drawn = None if self.sampler is None else self.sampler.draw()
         for i, block in enumerate(self.blocks):
-            if self.dense is not None:
-                self.optimizer.update(0, self.dense_grad(i, block), block)
+            if self.grid is not None:
+                self.optimizer.update(0, self.grid_grad(i, block), block)
                 continue
             fixed = self.fixed[i] if drawn is None else self.fixed_inputs(i, _pairs_block(drawn, block, self.runs))
             self.optimizer.update(0, self.block_grad(i, block, *fixed), block)
 
-    def dense_grad(self, i, block) -> torch.Tensor:
-        """∂L/∂s for a plain margin loss φ(β·Δ), without gathers: with h = β·g (g = log π − log π_ref,
-        ``[b, P, Y]``), z_ab = h_a − h_b over the whole ``[b, P, Y, Y]`` grid, W = D ⊙ φ′(z) (D the
-        record table), ∂L/∂g_a = β·(Σ_b W_ab − Σ_b W_ba) (DESIGN.md performance notes). β is applied
-        to the ``[b, P, Y]`` tensors, so the grid sees one subtraction, φ′, one product and two sums."""
+    def margin_grid_grad(self, i, block) -> torch.Tensor:
+        """∂L/∂s for a plain margin loss φ(β·Δ) on the cell grid: with h = β·g (g = log π − log π_ref,
+        ``[b, P, Y]``), z_ab = h_a − h_b, W = D ⊙ φ′(z) (D the record weights),
+        ∂L/∂g_a = β·(Σ_b W_ab − Σ_b W_ba). β is applied to the ``[b, P, Y]`` tensors, so the
+        ``[b, P, Y, Y]`` grid sees one subtraction, φ′, one product and two sums."""
         loss = self.losses[i]
         logp = log_normalize(self.policy.logits.detach()[block])
         beta = loss.hp("beta", logp)
         scaled = (logp - self.ref).mul_(beta)
         weighted = loss.dphi(scaled[..., :, None] - scaled[..., None, :])
-        weighted.mul_(self.dense if self.dense.shape[0] == 1 else self.dense[block])
+        weighted.mul_(self.grid.cut("weight", block, self.runs))
         return self.policy.logit_grad((weighted.sum(-1) - weighted.sum(-2)).mul_(beta), block, logp)
+
+    def loss_grid_grad(self, i, block) -> torch.Tensor:
+        """∂L/∂s for any stateless loss on the cell grid: the loss inputs are broadcast views
+        (chosen a along axis −2, rejected b along axis −1, no gathers), ``input_grads`` gives the
+        per-cell derivatives, cells without a record are zeroed (their inputs may be
+        meaningless, e.g. a = b), and ∂L/∂g_a = Σ_b D_ab·∂ℓ_ab/∂ℓ_w + Σ_b D_ba·∂ℓ_ba/∂ℓ_l."""
+        grid = self.grid
+        logp = log_normalize(self.policy.logits.detach()[block])
+        shape = (logp.shape[0], *grid.weight.shape[1:])
+        inputs = {"chosen_logp": logp[..., :, None].expand(shape), "rejected_logp": logp[..., None, :].expand(shape),
+                  "ref_chosen_logp": self.ref[None, :, :, None].expand(shape),
+                  "ref_rejected_logp": self.ref[None, :, None, :].expand(shape),
+                  **{name: grid.cut(name, block, self.runs).expand(shape) for name in grid.extras}}
+        chosen_grad, rejected_grad = self.losses[i].input_grads(**inputs)
+        weight, present = grid.cut("weight", block, self.runs), grid.cut("present", block, self.runs)
+        chosen = torch.where(present, chosen_grad, 0.0).mul_(weight).sum(-1)
+        rejected = torch.where(present, rejected_grad, 0.0).mul_(weight).sum(-2)
+        return self.policy.logit_grad(chosen.add_(rejected), block, logp)
 
     def block_grad(self, i, block, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
         """∂L/∂s ``[b, P, Y]`` for the runs in ``block``."""
@@ -373,18 +400,65 @@ class _TabularTrainer:
         return self.policy.logit_grad(dlogp.reshape(logp.shape), block, logp)
 
 
-def _dense_record_table(loss, pairs: Pairs, like: torch.Tensor):
-    """The record table D ``[1 or B, P, Y, Y]`` when the dense gradient applies (a ``MarginLoss``
-    with the plain margin (g_w − g_l), its gradient β·φ′(β·Δ) (``input_grads`` and ``margin_slope``
-    not overridden), no extra inputs, no state), else None."""
-    if not isinstance(loss, MarginLoss) or loss.needs or loss.stateful \
-            or type(loss).input_grads is not MarginLoss.input_grads \
+def _plain_margin(loss) -> bool:
+    """Whether ``loss`` is a ``MarginLoss`` φ(β·Δ) of the plain margin Δ = g_w − g_l whose gradient is
+    β·φ′(β·Δ) (``input_grads`` and ``margin_slope`` not overridden, no extra inputs)."""
+    if not isinstance(loss, MarginLoss) or loss.needs or type(loss).input_grads is not MarginLoss.input_grads \
             or type(loss).margin_slope is not MarginLoss.margin_slope:
-        return None
+        return False
     probe = torch.randn(4, 1, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    if not torch.allclose(loss.margin(*probe), (probe[0] - probe[2]) - (probe[1] - probe[3]), rtol=0, atol=1e-12):
-        return None
-    return pairs.record_table().to(device=like.device, dtype=like.dtype)
+    return torch.allclose(loss.margin(*probe), (probe[0] - probe[2]) - (probe[1] - probe[3]), rtol=0, atol=1e-12)
+
+
+@dataclass
+class _RecordGrid:
+    """Full-batch records on the ``[P, Y, Y]`` grid of (prompt, chosen, rejected) cells.
+
+    ``weight``: D, the summed record weights per cell ``[1 or B, P, Y, Y]``; ``present``: cells
+    holding at least one record; ``extras``: the loss's extra inputs per cell (lengths as
+    ``[1, 1, Y, 1]``/``[1, 1, 1, Y]`` views, named fields ``[1 or B, P, Y, Y]``, cells without a
+    record holding the run's first record's value, so input checks such as a nonzero reward gap
+    pass). Every tensor is in the policy's dtype and device."""
+
+    weight: torch.Tensor
+    present: torch.Tensor
+    extras: dict
+
+    @classmethod
+    def build(cls, loss, pairs: Pairs, like: torch.Tensor):
+        """The grid, or None where it does not apply: a stateful loss (its batch statistics are over
+        records), more than ``GRID_FILL`` cells per record, or records of one cell whose named
+        fields differ."""
+        prob = pairs.problem
+        if loss.stateful or prob.P * prob.Y * prob.Y > GRID_FILL * pairs.size:
+            return None
+        cells = ((pairs.prompt * prob.Y + pairs.chosen) * prob.Y + pairs.rejected).to(like.device)
+        counts = torch.zeros(pairs.runs, prob.P * prob.Y * prob.Y, device=like.device)
+        counts.scatter_add_(1, cells, torch.ones(cells.shape, device=like.device))
+        extras = {}
+        for name in loss.required_inputs(prob.space):
+            if name in LENGTH_INPUTS:
+                lengths = prob.space.lengths.to(device=like.device, dtype=like.dtype)
+                extras[name] = lengths.view(1, 1, -1, 1) if name == "chosen_len" else lengths.view(1, 1, 1, -1)
+                continue
+            if name not in pairs.fields:
+                raise ValueError(f"this loss needs the per-record input {name!r}; add it with "
+                                 f"pairs.with_fields({name}=...)")
+            values = pairs.fields[name].to(device=like.device, dtype=like.dtype)
+            where = cells.expand(max(values.shape[0], cells.shape[0]), -1)
+            values = values.expand_as(where)    # cells without a record get a value from the data (masked later)
+            table = values[:, :1].expand(-1, counts.shape[1]).clone().scatter_(1, where, values)
+            if not torch.equal(table.gather(1, where), values):
+                return None
+            extras[name] = table.view(-1, prob.P, prob.Y, prob.Y)
+        grid_shape = (-1, prob.P, prob.Y, prob.Y)
+        return cls(pairs.record_table().to(device=like.device, dtype=like.dtype),
+                   (counts > 0).view(grid_shape), extras)
+
+    def cut(self, name: str, block: slice, runs: int) -> torch.Tensor:
+        """``weight``, ``present`` or an extra input for the runs in ``block``."""
+        value = getattr(self, name) if name in ("weight", "present") else self.extras[name]
+        return _block_of(value, block, runs)
 
 
 def _records_major(name: str, value: torch.Tensor, b: int, shared: dict | None) -> torch.Tensor:
