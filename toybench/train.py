@@ -183,7 +183,7 @@ def _target(loss, pairs, target, runs):
 def _log(history, step, policy, loss, pairs, target_logp):
     """One history record, in float64, outside the training step."""
     with torch.no_grad():
-        logp = policy.logp().detach().to(torch.float64)
+        logp = log_normalize(policy.logp().detach().to(torch.float64))   # a float32 policy, renormalised in float64
         inputs = record_inputs(loss, logp, pairs)
         weight = pairs.weight.to(logp.device)
         state = {"state": loss.population_state(inputs, weight)} if loss.stateful else {}
