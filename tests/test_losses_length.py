@@ -238,7 +238,7 @@ def test_trl_dpo_trainer_length_and_discopop():
 @pytest.mark.parametrize("name, kwargs", [
     ("simpo", dict(beta=2.0, gamma=0.5)), ("sigmoid_norm", dict(beta=0.7)), ("r_dpo", dict(beta=0.5, alpha=0.3)),
     ("discopop", dict(beta=0.4)), ("tan_principled", dict(beta=0.4)),
-    ("tan_principled", dict(beta=0.4, zeta="reward_scaled")),
+    ("tan_principled", dict(beta=0.4, zeta="reward_scaled")), ("orpo", dict(lam=0.3)),
 ])
 def test_closed_form_grads_match_autograd(name, kwargs):
     loss = tb.losses.make(name, **kwargs)
@@ -247,6 +247,20 @@ def test_closed_form_grads_match_autograd(name, kwargs):
     slow = tb.losses.Loss.input_grads(loss, *args, **extra)
     for f, s in zip(fast, slow):
         torch.testing.assert_close(f, s, rtol=1e-12, atol=1e-14)
+
+
+def test_orpo_closed_form_grads_at_extreme_probabilities():
+    """Mean log-probs near 0 (P → 1, where the odds blow up), at −log 2 (log1mexp's branch point)
+    and near −700: the closed form equals autograd; [B] λ with a zero."""
+    loss = tb.losses.make("orpo", lam=torch.tensor([0.0, 0.25, 4.0], dtype=torch.float64))
+    chosen = torch.tensor([[-1e-9, -math.log(2.0), -3.0, -700.0]] * 3, dtype=torch.float64)
+    rejected = torch.tensor([[-2.0, -1e-6, -math.log(2.0), -650.0]] * 3, dtype=torch.float64)
+    lengths = {"chosen_len": torch.tensor([[1.0, 1.0, 2.0, 3.0]], dtype=torch.float64),
+               "rejected_len": torch.tensor([[1.0, 1.0, 1.0, 5.0]], dtype=torch.float64)}
+    args = (chosen, rejected, torch.zeros_like(chosen), torch.zeros_like(chosen))
+    for fast, slow in zip(loss.input_grads(*args, **lengths), tb.losses.Loss.input_grads(loss, *args, **lengths)):
+        assert torch.isfinite(fast).all()
+        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-14)
 
 
 def test_alpha_po_zero_alpha_run_has_finite_gradient():

@@ -280,6 +280,16 @@ class ORPO(Loss):
         log_odds_gap = (chosen_mean - log1mexp(chosen_mean)) - (rejected_mean - log1mexp(rejected_mean))
         return -chosen_mean + self.hp("lam", chosen_mean) * F.softplus(-log_odds_gap)
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """With m = ℓ/|y|, G the log-odds gap and o′(m) = 1/(1 − e^m) = −1/expm1(m):
+        ∂L/∂m_w = −1 − λ·σ(−G)·o′(m_w), ∂L/∂m_l = λ·σ(−G)·o′(m_l); ∂L/∂ℓ = (∂L/∂m)/|y|."""
+        chosen_len, rejected_len = inputs["chosen_len"], inputs["rejected_len"]
+        chosen_mean, rejected_mean = chosen_logp / chosen_len, rejected_logp / rejected_len
+        log_odds_gap = (chosen_mean - log1mexp(chosen_mean)) - (rejected_mean - log1mexp(rejected_mean))
+        pull = self.hp("lam", chosen_mean) * torch.sigmoid(-log_odds_gap)
+        return ((-1 + pull / torch.expm1(chosen_mean)) / chosen_len,
+                (-pull / torch.expm1(rejected_mean)) / rejected_len)
+
 
 @register
 @dataclass(frozen=True)
