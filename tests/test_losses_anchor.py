@@ -375,6 +375,17 @@ def test_stateful_calls_need_state_and_stateless_refuse_it():
     assert not tb.losses.make("bco", delta=0.0).stateful
 
 
+def test_nca_closed_form_grads_match_autograd():
+    """Random log-ratios plus |βg| = 60 on both sides, [B] β: the closed form equals autograd."""
+    loss = tb.losses.make("nca", beta=torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64))
+    rng = np.random.default_rng(11)
+    chosen = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[-600, 600]] * 3], 1))
+    rejected = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[600, -600]] * 3], 1))
+    args = (chosen, rejected, torch.full_like(chosen, -2.0), torch.full_like(chosen, -2.5))
+    for fast, slow in zip(loss.input_grads(*args), tb.losses.Loss.input_grads(loss, *args)):
+        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-14)
+
+
 def test_stateful_gradients_treat_the_state_as_constant():
     """∂L/∂ℓ_w = −λ_D·β·σ′(β(g_w − z₀)) for KTO, −β·σ(δ − βg_w) for BCO, with the state held fixed."""
     args, _ = torch_inputs(tb.losses.make("dpo"))

@@ -218,6 +218,13 @@ class NCA(Loss):
         beta = self.hp("beta", chosen)
         return F.softplus(-beta * chosen) + 0.5 * F.softplus(beta * chosen) + 0.5 * F.softplus(beta * rejected)
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """∂L/∂g_w = β·(½σ(βg_w) − σ(−βg_w)), ∂L/∂g_l = ½β·σ(βg_l)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        return (beta * (0.5 * torch.sigmoid(beta * chosen) - torch.sigmoid(-beta * chosen)),
+                0.5 * beta * torch.sigmoid(beta * rejected))
+
 
 # ------------------------------------------------------------------------------ BCO
 def _profile_delta(chosen_reward, rejected_reward, weight):
