@@ -128,6 +128,14 @@ class KTO(Loss):
         return (self.hp("lam_desirable", chosen) * (1 - torch.sigmoid(beta * (chosen - z0)))
                 + self.hp("lam_undesirable", chosen) * (1 - torch.sigmoid(beta * (z0 - rejected))))
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, state):
+        """z₀ held fixed, σ′ = σ·(1 − σ): ∂L/∂g_w = −λ_D·β·σ′(β(g_w − z₀)), ∂L/∂g_l = λ_U·β·σ′(β(z₀ − g_l))."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        z0, beta = state["z0"][:, None], self.hp("beta", chosen)
+        desirable, undesirable = torch.sigmoid(beta * (chosen - z0)), torch.sigmoid(beta * (z0 - rejected))
+        return (-self.hp("lam_desirable", chosen) * beta * desirable * (1 - desirable),
+                self.hp("lam_undesirable", chosen) * beta * undesirable * (1 - undesirable))
+
 
 # ------------------------------------------------------------------------------ APO
 @register
