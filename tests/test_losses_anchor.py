@@ -375,10 +375,11 @@ def test_stateful_calls_need_state_and_stateless_refuse_it():
     assert not tb.losses.make("bco", delta=0.0).stateful
 
 
-def test_nca_closed_form_grads_match_autograd():
-    """Random log-ratios plus |g| = 600 (|βg| from 60 to 1800) on both sides, [B] β: the closed form
-    equals autograd."""
-    loss = tb.losses.make("nca", beta=torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64))
+@pytest.mark.parametrize("name", ["nca", "apo_zero", "apo_down"])
+def test_closed_form_grads_match_autograd(name):
+    """Random log-ratios plus |g| = 600 (|βg| from 60 to 1800) on both sides, [B] β: the closed
+    form equals autograd."""
+    loss = tb.losses.make(name, beta=torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64))
     rng = np.random.default_rng(11)
     chosen = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[-600, 600]] * 3], 1))
     rejected = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[600, -600]] * 3], 1))

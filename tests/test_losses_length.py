@@ -239,6 +239,7 @@ def test_trl_dpo_trainer_length_and_discopop():
     ("simpo", dict(beta=2.0, gamma=0.5)), ("sigmoid_norm", dict(beta=0.7)), ("r_dpo", dict(beta=0.5, alpha=0.3)),
     ("discopop", dict(beta=0.4)), ("tan_principled", dict(beta=0.4)),
     ("tan_principled", dict(beta=0.4, zeta="reward_scaled")), ("orpo", dict(lam=0.3)),
+    ("cpo", dict(beta=0.7, alpha=0.4)),
 ])
 def test_closed_form_grads_match_autograd(name, kwargs):
     loss = tb.losses.make(name, **kwargs)

@@ -36,6 +36,12 @@ def _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
     return chosen_logp - ref_chosen_logp, rejected_logp - ref_rejected_logp
 
 
+def _sigmoid_slope(x: torch.Tensor) -> torch.Tensor:
+    """σ′(x) = σ(x)·(1 − σ(x)), as torch's sigmoid backward computes it."""
+    value = torch.sigmoid(x)
+    return value * (1 - value)
+
+
 def _normalised_weight(weight: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Record weights ``[1 or B, N]`` as ``[B, N]`` in ``like``'s dtype, summing to one per run."""
     weight = weight.to(device=like.device, dtype=like.dtype).expand_as(like)
@@ -132,9 +138,8 @@ class KTO(Loss):
         """z₀ held fixed, σ′ = σ·(1 − σ): ∂L/∂g_w = −λ_D·β·σ′(β(g_w − z₀)), ∂L/∂g_l = λ_U·β·σ′(β(z₀ − g_l))."""
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         z0, beta = state["z0"][:, None], self.hp("beta", chosen)
-        desirable, undesirable = torch.sigmoid(beta * (chosen - z0)), torch.sigmoid(beta * (z0 - rejected))
-        return (-self.hp("lam_desirable", chosen) * beta * desirable * (1 - desirable),
-                self.hp("lam_undesirable", chosen) * beta * undesirable * (1 - undesirable))
+        return (-self.hp("lam_desirable", chosen) * beta * _sigmoid_slope(beta * (chosen - z0)),
+                self.hp("lam_undesirable", chosen) * beta * _sigmoid_slope(beta * (z0 - rejected)))
 
 
 # ------------------------------------------------------------------------------ APO
@@ -167,6 +172,12 @@ class APOZero(Loss):
         beta = self.hp("beta", chosen)
         return 1 - torch.sigmoid(beta * chosen) + torch.sigmoid(beta * rejected)
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """∂L/∂g_w = −β·σ′(βg_w), ∂L/∂g_l = β·σ′(βg_l)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        return -beta * _sigmoid_slope(beta * chosen), beta * _sigmoid_slope(beta * rejected)
+
 
 @register
 @dataclass(frozen=True)
@@ -194,6 +205,13 @@ class APODown(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
         return torch.sigmoid(beta * chosen) + 1 - torch.sigmoid(beta * (chosen - rejected))
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """With s = β·σ′(β(g_w − g_l)): ∂L/∂g_w = β·σ′(βg_w) − s, ∂L/∂g_l = s."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        margin_slope = beta * _sigmoid_slope(beta * (chosen - rejected))
+        return beta * _sigmoid_slope(beta * chosen) - margin_slope, margin_slope
 
 
 # ------------------------------------------------------------------------------ NCA

@@ -323,6 +323,12 @@ class CPO(Loss):
         return (F.softplus(-beta * (chosen_logp - rejected_logp))
                 - self.hp("alpha", chosen_logp) * chosen_logp / inputs["chosen_len"])
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """With s = β·σ(−β(ℓ_w − ℓ_l)): ∂L/∂ℓ_w = −s − α/|y_w|, ∂L/∂ℓ_l = s."""
+        beta = self.hp("beta", chosen_logp)
+        slope = beta * torch.sigmoid(-beta * (chosen_logp - rejected_logp))
+        return -slope - self.hp("alpha", chosen_logp) / inputs["chosen_len"], slope
+
 
 def _alpha_reward(alpha, score):
     """AlphaPO's reward (1 − e^{−α·S})/α = (1 − P^{−α})/α with P = e^S; its α → 0 limit is S.
