@@ -375,16 +375,20 @@ def test_stateful_calls_need_state_and_stateless_refuse_it():
     assert not tb.losses.make("bco", delta=0.0).stateful
 
 
-@pytest.mark.parametrize("name", ["nca", "apo_zero", "apo_down"])
-def test_closed_form_grads_match_autograd(name):
+@pytest.mark.parametrize("name, kwargs", [("nca", {}), ("apo_zero", {}), ("apo_down", {}),
+                                          ("rpo", {"alpha": 0.7}), ("rpo", {"alpha": 0.7, "variant": "liu"})])
+def test_closed_form_grads_match_autograd(name, kwargs):
     """Random log-ratios plus |g| = 600 (|βg| from 60 to 1800) on both sides, [B] β: the closed
     form equals autograd."""
-    loss = tb.losses.make(name, beta=torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64))
+    loss = tb.losses.make(name, beta=torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64), **kwargs)
     rng = np.random.default_rng(11)
     chosen = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[-600, 600]] * 3], 1))
     rejected = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[600, -600]] * 3], 1))
     args = (chosen, rejected, torch.full_like(chosen, -2.0), torch.full_like(chosen, -2.5))
-    for fast, slow in zip(loss.input_grads(*args), tb.losses.Loss.input_grads(loss, *args)):
+    lengths = {"chosen_len": torch.tensor(rng.integers(1, 6, size=(1, 8)), dtype=torch.float64),
+               "rejected_len": torch.tensor(rng.integers(1, 6, size=(1, 8)), dtype=torch.float64)}
+    extra = {name: lengths[name] for name in loss.needs}
+    for fast, slow in zip(loss.input_grads(*args, **extra), tb.losses.Loss.input_grads(loss, *args, **extra)):
         torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-14)
 
 

@@ -526,6 +526,15 @@ class RPO(Loss):
         nll = -chosen_logp / inputs["chosen_len"] if self.variant == "pang" else -chosen_logp
         return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("alpha", chosen) * nll
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """With s = β·σ(−β(g_w − g_l)): ∂L/∂ℓ_w = −s − α/|y_w| (``"pang"``; −s − α otherwise), ∂L/∂ℓ_l = s."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        slope = beta * torch.sigmoid(-beta * (chosen - rejected))
+        alpha = self.hp("alpha", chosen)
+        nll_slope = alpha / inputs["chosen_len"] if self.variant == "pang" else alpha
+        return -slope - nll_slope, slope
+
 
 # ------------------------------------------------------------------------------ SPO
 @register
