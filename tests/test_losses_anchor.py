@@ -375,12 +375,18 @@ def test_stateful_calls_need_state_and_stateless_refuse_it():
     assert not tb.losses.make("bco", delta=0.0).stateful
 
 
-@pytest.mark.parametrize("name, kwargs", [("nca", {}), ("apo_zero", {}), ("apo_down", {}),
-                                          ("rpo", {"alpha": 0.7}), ("rpo", {"alpha": 0.7, "variant": "liu"})])
+BETAS = torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("nca", {"beta": BETAS}), ("apo_zero", {"beta": BETAS}), ("apo_down", {"beta": BETAS}),
+    ("rpo", {"beta": BETAS, "alpha": 0.7}), ("rpo", {"beta": BETAS, "alpha": 0.7, "variant": "liu"}),
+    ("cal_dpo", {"beta": BETAS, "calib_weight": 0.3}), ("flex_dpo", {"beta_plus": BETAS, "beta_minus": 0.08}),
+])
 def test_closed_form_grads_match_autograd(name, kwargs):
     """Random log-ratios plus |g| = 600 (|βg| from 60 to 1800) on both sides, [B] β: the closed
     form equals autograd."""
-    loss = tb.losses.make(name, beta=torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64), **kwargs)
+    loss = tb.losses.make(name, **kwargs)
     rng = np.random.default_rng(11)
     chosen = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[-600, 600]] * 3], 1))
     rejected = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[600, -600]] * 3], 1))

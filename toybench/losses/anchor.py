@@ -418,6 +418,14 @@ class CalDPO(Loss):
         calibration = (chosen - half_inverse_beta) ** 2 + (rejected + half_inverse_beta) ** 2
         return F.softplus(-(chosen - rejected)) + self.hp("calib_weight", chosen) * calibration
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """With s = σ(−(g_w − g_l)), c the calibration weight:
+        ∂L/∂g_w = −s + 2c·(g_w − 1/(2β)), ∂L/∂g_l = s + 2c·(g_l + 1/(2β))."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        half_inverse_beta = 0.5 / self.hp("beta", chosen)
+        slope, weight = torch.sigmoid(-(chosen - rejected)), 2 * self.hp("calib_weight", chosen)
+        return -slope + weight * (chosen - half_inverse_beta), slope + weight * (rejected + half_inverse_beta)
+
 
 # ------------------------------------------------------------------------------ DPOP
 @register
@@ -623,3 +631,10 @@ class FlexDPO(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         return F.softplus(-(self.hp("beta_plus", chosen) * chosen - self.hp("beta_minus", chosen) * rejected))
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """With z = β⁺g_w − β⁻g_l: ∂L/∂g_w = −β⁺·σ(−z), ∂L/∂g_l = β⁻·σ(−z)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta_plus, beta_minus = self.hp("beta_plus", chosen), self.hp("beta_minus", chosen)
+        slope = torch.sigmoid(-(beta_plus * chosen - beta_minus * rejected))
+        return -beta_plus * slope, beta_minus * slope
