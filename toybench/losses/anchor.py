@@ -463,6 +463,13 @@ class DPOP(Loss):
         margin = chosen - rejected - self.hp("lam", chosen) * torch.relu(-chosen)
         return F.softplus(-self.hp("beta", chosen) * margin)
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """With s = β·σ(−βm): ∂L/∂g_w = −s·(1 + λ·1[g_w < 0]), ∂L/∂g_l = s (relu′(0) = 0, as autograd)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta, lam = self.hp("beta", chosen), self.hp("lam", chosen)
+        slope = beta * torch.sigmoid(-beta * (chosen - rejected - lam * torch.relu(-chosen)))
+        return -slope * (1 + lam * (chosen < 0)), slope
+
 
 # ------------------------------------------------------------------------------ Minor-DPO
 @register
@@ -490,6 +497,13 @@ class MinorDPO(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         return F.softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+        """With s = β·σ(−β(g_w − max(0, g_l))): ∂L/∂g_w = −s, ∂L/∂g_l = s·1[g_l > 0] (relu′(0) = 0)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        slope = beta * torch.sigmoid(-beta * (chosen - torch.relu(rejected)))
+        return -slope, slope * (rejected > 0)
 
 
 # ------------------------------------------------------------------------------ RPO
@@ -593,6 +607,15 @@ class SPO(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         drop = -chosen / inputs["chosen_len"] if self.reading == "vf" else -chosen
         return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """With s = β·σ(−β(g_w − g_l)) and d = ∂drop/∂g_w (−1/|y_w| for ``"vf"``, −1 for ``"hinge"``):
+        ∂L/∂g_w = −s + λ·d·1[drop > 0], ∂L/∂g_l = s (relu′(0) = 0)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        slope = beta * torch.sigmoid(-beta * (chosen - rejected))
+        drop_slope = -1 / inputs["chosen_len"] if self.reading == "vf" else -1.0
+        return -slope + self.hp("lam", chosen) * drop_slope * (chosen < 0), slope
 
 
 # ------------------------------------------------------------------------------ FlexDPO
