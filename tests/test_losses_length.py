@@ -240,6 +240,9 @@ def test_trl_dpo_trainer_length_and_discopop():
     ("discopop", dict(beta=0.4)), ("tan_principled", dict(beta=0.4)),
     ("tan_principled", dict(beta=0.4, zeta="reward_scaled")), ("orpo", dict(lam=0.3)),
     ("cpo", dict(beta=0.7, alpha=0.4)),
+    ("alpha_po", dict(beta=0.6, alpha=0.3)), ("alpha_po", dict(beta=0.6, alpha=0.3, gamma=0.2, nll_weight=0.5)),
+    ("alpha_po", dict(beta=0.6, alpha=-0.2, length_normalized=True)),
+    ("alpha_po", dict(beta=0.6, alpha=torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64), length_normalized=True)),
 ])
 def test_closed_form_grads_match_autograd(name, kwargs):
     loss = tb.losses.make(name, **kwargs)
