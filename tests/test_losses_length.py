@@ -239,7 +239,7 @@ def test_trl_dpo_trainer_length_and_discopop():
     ("simpo", dict(beta=2.0, gamma=0.5)), ("sigmoid_norm", dict(beta=0.7)), ("r_dpo", dict(beta=0.5, alpha=0.3)),
     ("discopop", dict(beta=0.4)), ("tan_principled", dict(beta=0.4)),
     ("tan_principled", dict(beta=0.4, zeta="reward_scaled")), ("orpo", dict(lam=0.3)),
-    ("cpo", dict(beta=0.7, alpha=0.4)),
+    ("cpo", dict(beta=0.7, alpha=0.4)), ("asft", dict(lam=0.8)),
     ("alpha_po", dict(beta=0.6, alpha=0.3)), ("alpha_po", dict(beta=0.6, alpha=0.3, gamma=0.2, nll_weight=0.5)),
     ("alpha_po", dict(beta=0.6, alpha=-0.2, length_normalized=True)),
     ("alpha_po", dict(beta=0.6, alpha=torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64), length_normalized=True)),
@@ -253,10 +253,11 @@ def test_closed_form_grads_match_autograd(name, kwargs):
         torch.testing.assert_close(f, s, rtol=1e-12, atol=1e-14)
 
 
-def test_orpo_closed_form_grads_at_extreme_probabilities():
+@pytest.mark.parametrize("name", ["orpo", "asft"])
+def test_odds_losses_closed_form_grads_at_extreme_probabilities(name):
     """Mean log-probs near 0 (P → 1, where the odds blow up), at −log 2 (log1mexp's branch point)
     and near −700: the closed form equals autograd; [B] λ with a zero."""
-    loss = tb.losses.make("orpo", lam=torch.tensor([0.0, 0.25, 4.0], dtype=torch.float64))
+    loss = tb.losses.make(name, lam=torch.tensor([0.0, 0.25, 4.0], dtype=torch.float64))
     chosen = torch.tensor([[-1e-9, -math.log(2.0), -3.0, -700.0]] * 3, dtype=torch.float64)
     rejected = torch.tensor([[-2.0, -1e-6, -math.log(2.0), -650.0]] * 3, dtype=torch.float64)
     lengths = {"chosen_len": torch.tensor([[1.0, 1.0, 2.0, 3.0]], dtype=torch.float64),

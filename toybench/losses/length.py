@@ -557,6 +557,14 @@ class ASFT(Loss):
         return (-(1 + lam) * chosen_logp / inputs["chosen_len"]
                 - lam * log1mexp(rejected_logp / inputs["rejected_len"]))
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """With m = ℓ_l/|y_l| and d/dm log(1 − e^m) = −1/expm1(−m):
+        ∂L/∂ℓ_w = −(1 + λ)/|y_w|, ∂L/∂ℓ_l = λ/(expm1(−m)·|y_l|)."""
+        lam = self.hp("lam", chosen_logp)
+        rejected_mean = rejected_logp / inputs["rejected_len"]
+        chosen_grad = (-(1 + lam) / inputs["chosen_len"]).expand_as(chosen_logp)
+        return chosen_grad, lam / (torch.expm1(-rejected_mean) * inputs["rejected_len"])
+
     def target(self, prob, noise=0.0):
         """The KKT solution above (``[P, Y]`` or ``[B, P, Y]``), None outside |y| = 1 or with unseen responses."""
         lengths = _lengths(prob)
