@@ -376,7 +376,9 @@ GRADIENT_LOSSES = [BPO(beta=0.7, h="lr"), BPO(beta=0.7, h="kliep"), BPO(beta=0.7
                    BPO(beta=0.7, h="ba", lam=0.5), BPO(beta=0.7, h="kliep", clip_min=0.5, clip_max=2.0),
                    SBA(beta=0.7, lam=-0.5), SBA(beta=0.7, lam=0.0), FDPO(beta=0.7, divergence="forward_kl"),
                    FDPO(beta=0.7, divergence="js"), FDPO(beta=0.7, divergence="alpha", alpha=0.3),
-                   EXO(beta=0.7, eps=0.01)]
+                   EXO(beta=0.7, eps=0.01)] + [FPO(beta=0.7, divergence=d, alpha=0.3, eps=0.05)
+                                               for d in ("alpha", "reverse_kl", "forward_kl", "js", "jeffreys",
+                                                         "hellinger")]
 
 
 @pytest.mark.parametrize("loss", GRADIENT_LOSSES, ids=lambda loss: repr(loss))
@@ -390,8 +392,9 @@ def test_closed_form_input_grads_match_autograd(loss):
         torch.testing.assert_close(mine, auto, rtol=1e-12, atol=1e-14)
 
 
-def test_exo_list_input_grads_match_autograd():
-    loss = EXO(beta=0.7, mode="list")
+@pytest.mark.parametrize("loss", [EXO(beta=0.7, mode="list"), FPO(beta=0.7, mode="exact", divergence="js"),
+                                  FPO(beta=0.7, mode="exact", divergence="alpha", alpha=0.6)], ids=repr)
+def test_reward_target_input_grads_match_autograd(loss):
     inputs = as_tensors(POINTS)
     rewards = dict(chosen_reward=torch.tensor(REWARDS[0]), rejected_reward=torch.tensor(REWARDS[1]))
     chosen, rejected = (t.clone().requires_grad_(True) for t in inputs[:2])

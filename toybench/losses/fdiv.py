@@ -170,6 +170,22 @@ def _matching_term(log_q, log_t, divergence: str, alpha):
     return q + t - 2 * torch.exp(0.5 * (log_q + log_t))  # hellinger: f(u) = (√u − 1)²
 
 
+def _matching_slope(log_q, log_t, divergence: str, alpha):
+    """f′(u) at u = q/t, from log q and log t: d/dq of ``_matching_term``."""
+    log_u = log_q - log_t
+    if divergence == "alpha":       # (1 − u^{−α})/α
+        return -torch.expm1(-alpha * log_u) / alpha
+    if divergence == "reverse_kl":  # log u
+        return log_u
+    if divergence == "forward_kl":  # 1 − 1/u
+        return -torch.expm1(-log_u)
+    if divergence == "js":          # ½·(log u − log((1 + u)/2))
+        return 0.5 * (log_q - (torch.logaddexp(log_q, log_t) - math.log(2.0)))
+    if divergence == "jeffreys":    # log u + 1 − 1/u
+        return log_u - torch.expm1(-log_u)
+    return -torch.expm1(-0.5 * log_u)  # hellinger: 1 − u^{−1/2}
+
+
 @dataclass(frozen=True)
 class _PairMatching(Loss):
     """Shared parts of ``fpo`` and ``exo``: q = (σ(z), σ(−z)), targets from ``eps`` or rewards.
@@ -261,6 +277,16 @@ class FPO(_PairMatching):
         alpha = self.hp("alpha", z)
         return (_matching_term(log_sigmoid(z), log_t_chosen, self.divergence, alpha)
                 + _matching_term(log_sigmoid(-z), log_t_rejected, self.divergence, alpha))
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
+        """dq_w/dz = −dq_l/dz = σ(z)σ(−z), so ∂L/∂Δ = β·σ(z)σ(−z)·(f′(q_w/t_w) − f′(q_l/t_l)); (s, −s)."""
+        z = self._z(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        log_t_chosen, log_t_rejected = self._log_targets(z, inputs)
+        alpha = self.hp("alpha", z)
+        gap = (_matching_slope(log_sigmoid(z), log_t_chosen, self.divergence, alpha)
+               - _matching_slope(log_sigmoid(-z), log_t_rejected, self.divergence, alpha))
+        slope = self.hp("beta", z) * torch.sigmoid(z) * torch.sigmoid(-z) * gap
+        return slope, -slope
 
 
 @register
