@@ -383,7 +383,7 @@ BETAS = torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64)
     ("rpo", {"beta": BETAS, "alpha": 0.7}), ("rpo", {"beta": BETAS, "alpha": 0.7, "variant": "liu"}),
     ("cal_dpo", {"beta": BETAS, "calib_weight": 0.3}), ("flex_dpo", {"beta_plus": BETAS, "beta_minus": 0.08}),
     ("dpop", {"beta": BETAS, "lam": 5.0}), ("minor_dpo", {"beta": BETAS}), ("spo", {"beta": BETAS, "lam": 2.0}),
-    ("spo", {"beta": BETAS, "lam": 2.0, "reading": "vf"}),
+    ("spo", {"beta": BETAS, "lam": 2.0, "reading": "vf"}), ("bco", {"beta": BETAS, "delta": 0.3}),
 ])
 def test_closed_form_grads_match_autograd(name, kwargs, monkeypatch):
     """Random log-ratios, |g| = 600 (|βg| from 60 to 1800) on both sides and g = 0 exactly (the

@@ -367,6 +367,13 @@ class BCO(Loss):
         delta = state["delta"][:, None] if self.stateful else self.hp("delta", chosen)
         return F.softplus(delta - beta * chosen) + F.softplus(beta * rejected - delta)
 
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, state=None):
+        """δ held fixed: ∂L/∂g_w = −β·σ(δ − βg_w), ∂L/∂g_l = β·σ(βg_l − δ)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        beta = self.hp("beta", chosen)
+        delta = state["delta"][:, None] if self.stateful else self.hp("delta", chosen)
+        return -beta * torch.sigmoid(delta - beta * chosen), beta * torch.sigmoid(beta * rejected - delta)
+
     def target(self, prob, noise=0.0):
         """``delta="free"``, one prompt: log π = log softmax(log π_ref + (log n_w − log n_l)/β); else None."""
         if self.mode != "free" or prob.P != 1:
