@@ -520,7 +520,23 @@ class AlphaDPO(Loss):
         mean, std = state["mean"][:, None], state["std"][:, None]
         zeta = torch.where(std > 0, (gap.detach() - mean) / torch.where(std > 0, std, 1.0), 0.0)
         beta = self.hp("beta", policy)
-        return F.softplus(-(beta * policy - self.hp("gamma", policy) - self.hp("alpha", policy) * beta * zeta))
+        # softplus's linear cut-off at 40, not 20: float64-exact, so its slope is σ (as input_grads')
+        return F.softplus(-self._scaled_margin(policy, zeta, beta), threshold=40.0)
+
+    def _scaled_margin(self, policy, zeta, beta):
+        """x = β·Δ̄_π − γ − α·β·ζ."""
+        return beta * policy - self.hp("gamma", policy) - self.hp("alpha", policy) * beta * zeta
+
+    def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, chosen_len,
+                    rejected_len, state):
+        """ζ held fixed (detached): with s = β·σ(−x), ∂L/∂ℓ_w = −s/|y_w|, ∂L/∂ℓ_l = s/|y_l|."""
+        policy, gap = self.normalised_margins(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp,
+                                              chosen_len, rejected_len)
+        mean, std = state["mean"][:, None], state["std"][:, None]
+        zeta = torch.where(std > 0, (gap - mean) / torch.where(std > 0, std, 1.0), 0.0)
+        beta = self.hp("beta", policy)
+        slope = beta * torch.sigmoid(-self._scaled_margin(policy, zeta, beta))
+        return -slope / chosen_len, slope / rejected_len
 
 
 @register
