@@ -24,3 +24,21 @@ def e1_problem(pair_dist="uniform", lengths=None):
 @pytest.fixture
 def e1():
     return e1_problem()
+
+
+# ------------------------------------------------------------------------ claims
+_CLAIM_RESULTS: dict = {}
+
+
+def claim_result(claim_id: str):
+    """The registered claim's ``Result``, evaluated once per test session (claims take ≲ 1 s each)."""
+    if claim_id not in _CLAIM_RESULTS:
+        _CLAIM_RESULTS[claim_id] = tb.claims.evaluate(tb.claims.REGISTRY[claim_id])
+    return _CLAIM_RESULTS[claim_id]
+
+
+def assert_expected_verdicts(expected: dict) -> None:
+    """Each claim id in ``expected`` is registered with that expected verdict (pinned here, so a
+    changed expectation in the package fails a test)."""
+    for claim_id, verdict in expected.items():
+        assert tb.claims.REGISTRY[claim_id].expected == verdict, claim_id

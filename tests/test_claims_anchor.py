@@ -1,11 +1,12 @@
-"""Claims of toybench/claims/anchor.py: every verdict equals its expectation, and the measured
-numbers agree with independent SciPy minimisers written in tests/test_losses_anchor.py (exact
-face solutions at kink optima) and with the reference's E1 values (losses.md §2.7)."""
+"""Claims of toybench/claims/anchor.py: expected verdicts pinned (every verdict is checked in
+test_claims_verdicts.py), and the measured numbers agree with independent SciPy minimisers written
+in tests/test_losses_anchor.py (exact face solutions at kink optima) and with the reference's E1
+values (losses.md §2.7)."""
 import pytest
 
 import toybench as tb
 import toybench.claims.anchor  # noqa: F401  (registers the claims)
-from conftest import E1_REF
+from conftest import E1_REF, assert_expected_verdicts, claim_result
 from test_losses_anchor import PISTAR, record_weights, scipy_e1, scipy_minimiser, tv
 
 EXPECTED = {
@@ -82,43 +83,28 @@ REFERENCE_VALUES = {
 }
 
 
-@pytest.fixture(scope="module")
-def results():
-    return {claim_id: tb.claims.evaluate(tb.claims.REGISTRY[claim_id]) for claim_id in EXPECTED}
-
-
 def test_registered_with_expected_verdicts():
-    for claim_id, expected in EXPECTED.items():
-        item = tb.claims.REGISTRY[claim_id]
-        assert item.expected == expected, claim_id
-        assert item.citation and item.assumptions and item.statement, claim_id
+    assert_expected_verdicts(EXPECTED)
     assert {key for key in tb.claims.REGISTRY if key.split(".")[0] in {"kto", "apo_zero", "apo_down", "nca", "bco",
             "cal_dpo", "dpop", "minor_dpo", "rpo", "spo", "flex_dpo"}} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("claim_id", sorted(EXPECTED))
-def test_verdict_equals_expected(results, claim_id):
-    result = results[claim_id]
-    assert result.error == ""
-    assert result.verdict == result.expected, (claim_id, result.measured, result.tolerance)
-
-
 @pytest.mark.parametrize("claim_id", sorted(INDEPENDENT))
-def test_measured_matches_independent_minimiser(results, claim_id):
+def test_measured_matches_independent_minimiser(claim_id):
     compute, tolerance = INDEPENDENT[claim_id]
-    assert results[claim_id].measured == pytest.approx(compute(), abs=tolerance)
+    assert claim_result(claim_id).measured == pytest.approx(compute(), abs=tolerance)
 
 
 @pytest.mark.parametrize("claim_id", sorted(REFERENCE_VALUES))
-def test_measured_matches_reference(results, claim_id):
+def test_measured_matches_reference(claim_id):
     value, tolerance = REFERENCE_VALUES[claim_id]
-    assert results[claim_id].measured == pytest.approx(value, abs=tolerance)
+    assert claim_result(claim_id).measured == pytest.approx(value, abs=tolerance)
 
 
-def test_exact_zero_claims(results):
+def test_exact_zero_claims():
     """The stationarity claim is exact up to float64 rounding; the collapse claims reach π_ref."""
-    assert results["nca.target"].measured < 1e-13
-    assert results["dpop.collapse_full_coverage"].measured < 1e-9
-    assert results["spo.hinge_collapse"].measured < 1e-9
-    assert results["apo_down.boundary"].measured < 1e-9
-    assert results["apo_zero.boundary"].measured < 1e-6
+    assert claim_result("nca.target").measured < 1e-13
+    assert claim_result("dpop.collapse_full_coverage").measured < 1e-9
+    assert claim_result("spo.hinge_collapse").measured < 1e-9
+    assert claim_result("apo_down.boundary").measured < 1e-9
+    assert claim_result("apo_zero.boundary").measured < 1e-6

@@ -1,9 +1,10 @@
-"""Claims of toybench/claims/length.py: every verdict equals its expectation, and the measured
-numbers agree with the reference's independently derived E1 values (losses.md §2.5, §2.6)."""
+"""Claims of toybench/claims/length.py: expected verdicts pinned (every verdict is checked in
+test_claims_verdicts.py), and the measured numbers agree with the reference's independently
+derived E1 values (losses.md §2.5, §2.6)."""
 import pytest
 
-import toybench as tb
 import toybench.claims.length  # noqa: F401  (registers the claims)
+from conftest import assert_expected_verdicts, claim_result
 
 EXPECTED = {
     "simpo.gamma0_target": "holds",
@@ -38,26 +39,11 @@ REFERENCE_VALUES = {
 }
 
 
-@pytest.fixture(scope="module")
-def results():
-    return {claim_id: tb.claims.evaluate(tb.claims.REGISTRY[claim_id]) for claim_id in EXPECTED}
-
-
 def test_registered_with_expected_verdicts():
-    for claim_id, expected in EXPECTED.items():
-        item = tb.claims.REGISTRY[claim_id]
-        assert item.expected == expected, claim_id
-        assert item.citation and item.assumptions and item.statement, claim_id
-
-
-@pytest.mark.parametrize("claim_id", sorted(EXPECTED))
-def test_verdict_equals_expected(results, claim_id):
-    result = results[claim_id]
-    assert result.error == ""
-    assert result.verdict == result.expected, (claim_id, result.measured, result.tolerance)
+    assert_expected_verdicts(EXPECTED)
 
 
 @pytest.mark.parametrize("claim_id", sorted(REFERENCE_VALUES))
-def test_measured_matches_reference(results, claim_id):
+def test_measured_matches_reference(claim_id):
     # reference numbers are rounded to 3 digits after the point: half a unit of the last digit
-    assert results[claim_id].measured == pytest.approx(REFERENCE_VALUES[claim_id], abs=5e-4)
+    assert claim_result(claim_id).measured == pytest.approx(REFERENCE_VALUES[claim_id], abs=5e-4)
