@@ -2,11 +2,11 @@
 verdict is checked in test_claims_verdicts.py), and the measured numbers agree with the
 reference's independently derived E1 values (losses.md §2.8, §2.9, §2.12)."""
 import pytest
+from conftest import assert_expected_verdicts, claim_result
 
 import toybench.claims.adaptive  # noqa: F401  (registers the claims)
 import toybench.claims.did  # noqa: F401
 import toybench.claims.selfplay  # noqa: F401
-from conftest import assert_expected_verdicts, claim_result
 
 EXPECTED = {
     "beta_dpo.full_batch_stationary": "holds",

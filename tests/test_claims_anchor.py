@@ -3,11 +3,11 @@ test_claims_verdicts.py), and the measured numbers agree with independent SciPy 
 in tests/test_losses_anchor.py (exact face solutions at kink optima) and with the reference's E1
 values (losses.md §2.7)."""
 import pytest
+from conftest import E1_REF, assert_expected_verdicts, claim_result
+from test_losses_anchor import PISTAR, record_weights, scipy_e1, scipy_minimiser, tv
 
 import toybench as tb
 import toybench.claims.anchor  # noqa: F401  (registers the claims)
-from conftest import E1_REF, assert_expected_verdicts, claim_result
-from test_losses_anchor import PISTAR, record_weights, scipy_e1, scipy_minimiser, tv
 
 EXPECTED = {
     "kto.equals_apo_zero_when_z0_zero": "holds",

@@ -1,9 +1,9 @@
 """bpo/sba/fdpo/fpo/exo claims: registered ids and expectations, and spot checks of measured numbers
 against the reference's E1 values (computed independently there, cited in each claim)."""
 import pytest
+from conftest import claim_result, e1_problem
 
 import toybench as tb
-from conftest import claim_result, e1_problem
 from toybench.claims import REGISTRY
 from toybench.solve import solve
 

@@ -2,9 +2,9 @@
 test_claims_verdicts.py), and the measured numbers agree with the reference's independently
 derived E1 values (losses.md §2.5, §2.6)."""
 import pytest
+from conftest import assert_expected_verdicts, claim_result
 
 import toybench.claims.length  # noqa: F401  (registers the claims)
-from conftest import assert_expected_verdicts, claim_result
 
 EXPECTED = {
     "simpo.gamma0_target": "holds",

@@ -2,9 +2,9 @@
 verify`` checks). The per-family files pin the expected verdicts and check measured numbers against
 independent computations."""
 import pytest
+from conftest import claim_result
 
 import toybench as tb
-from conftest import claim_result
 
 
 def test_every_claim_module_is_registered():

@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import E1_REF, E1_REWARD
 
 from toybench.cli import main
-from conftest import E1_REF, E1_REWARD
 
 
 def test_verify_json_subset(capsys):
@@ -114,5 +114,6 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error():
     command = [sys.executable, "-c", "import sys; from toybench.cli import main; sys.exit(main(['list']))"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()   # the reader is gone before the command prints anything
-    stderr = process.stderr.read().decode()
+    with process.stderr:
+        stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 0 and stderr == ""

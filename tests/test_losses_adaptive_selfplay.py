@@ -12,11 +12,18 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
+from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
-from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
-from toybench.losses import (ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step,
-                             win_probability, with_score_gap, with_win_probs)
+from toybench.losses import (
+    ddo_formula,
+    ddo_matching_alpha,
+    ddo_pairs,
+    hedge_step,
+    win_probability,
+    with_score_gap,
+    with_win_probs,
+)
 from toybench.objective import record_inputs
 from toybench.solve import NoFiniteMinimum, solve
 
@@ -194,7 +201,7 @@ def test_input_grads_match_autograd(name, kwargs, extra):
     value = loss(chosen, rejected, t64(REF[0]), t64(REF[1]), **extra).sum()
     auto = torch.autograd.grad(value, (chosen, rejected))
     closed = loss.input_grads(t64(POLICY[0]), t64(POLICY[1]), t64(REF[0]), t64(REF[1]), **extra)
-    for a, c in zip(auto, closed):
+    for a, c in zip(auto, closed, strict=False):
         np.testing.assert_allclose(c.expand_as(a).numpy(), a.numpy(), rtol=1e-12, atol=1e-15)
 
 
@@ -297,7 +304,7 @@ def test_with_score_gap():
     assert not torch.equal(noisy.fields["score_gap"], other.fields["score_gap"])
     # One noisy score table: gaps of a population are antisymmetric and add along paths.
     table = {(int(p), int(a), int(b)): g for p, a, b, g in zip(*(t[0].numpy() for t in
-                                                                 (noisy.prompt, noisy.chosen, noisy.rejected)), gap)}
+                                                                 (noisy.prompt, noisy.chosen, noisy.rejected)), gap, strict=False)}
     for (p, a, b), g in table.items():
         assert g == pytest.approx(-table[(p, b, a)], abs=1e-14)
         third = next(y for y in range(5) if y not in (a, b))
@@ -406,7 +413,7 @@ def madpo_weight(h, tau, c_max=2.0, c_min=0.5, lam=1.0):
 def test_madpo_effective_margin_formula():
     """z* = c(|ĥ|)ĥ for |ĥ| < τ, log σ(cĥ) − log σ(−ĥ) for ĥ ≥ τ: reference §2.8's 0.7686, 1.7667,
     2.9434."""
-    for h, expected in zip((0.5, 1.5, 3.0), (0.7686, 1.7667, 2.9434)):
+    for h, expected in zip((0.5, 1.5, 3.0), (0.7686, 1.7667, 2.9434), strict=False):
         z = math.log(sigmoid(h) * madpo_weight(h, 2.0) / (sigmoid(-h) * madpo_weight(-h, 2.0)))
         assert z == pytest.approx(expected, abs=5e-5)
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
+from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
-from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 ANCHOR_LOSSES = ("kto", "apo_zero", "apo_down", "nca", "bco", "cal_dpo", "dpop", "minor_dpo", "rpo", "spo",
                  "flex_dpo")
@@ -233,13 +233,13 @@ def test_trl_v028_bco_pair_running_mean():
     for chosen, rejected, ref_chosen, ref_rejected in batches:
         inputs = dict(zip(("chosen_logp", "rejected_logp", "ref_chosen_logp", "ref_rejected_logp"),
                           (torch.tensor([values], dtype=torch.float64) for values in (chosen, rejected, ref_chosen,
-                                                                                      ref_rejected))))
-        rewards = ([beta * (c - r) for c, r in zip(chosen, ref_chosen)]
-                   + [beta * (c - r) for c, r in zip(rejected, ref_rejected)])
+                                                                                      ref_rejected)), strict=False))
+        rewards = ([beta * (c - r) for c, r in zip(chosen, ref_chosen, strict=False)]
+                   + [beta * (c - r) for c, r in zip(rejected, ref_rejected, strict=False)])
         running.update(sum(rewards) / len(rewards))
         delta = running.mean
         trl = [-log_sigmoid(beta * (c - rc) - delta) - log_sigmoid(-(beta * (r - rr) - delta))
-               for c, r, rc, rr in zip(chosen, rejected, ref_chosen, ref_rejected)]
+               for c, r, rc, rr in zip(chosen, rejected, ref_chosen, ref_rejected, strict=False)]
         state = loss.update_state(state, inputs, torch.full((1, 2), 0.5, dtype=torch.float64))
         np.testing.assert_allclose(loss(**inputs, state=state)[0].numpy(), trl, rtol=1e-12)
 
@@ -254,8 +254,8 @@ def test_trl_kto_trainer_v19():
     beta, lam_d, lam_u = 0.1, 1.0, 1.33
     chosen, rejected = [-2.0, -3.1, -0.7], [-2.5, -0.4, -3.0]
     ref_chosen, ref_rejected = [-2.4, -2.5, -1.9], [-3.0, -1.0, -4.1]
-    g_chosen = [c - r for c, r in zip(chosen, ref_chosen)]
-    g_rejected = [c - r for c, r in zip(rejected, ref_rejected)]
+    g_chosen = [c - r for c, r in zip(chosen, ref_chosen, strict=False)]
+    g_rejected = [c - r for c, r in zip(rejected, ref_rejected, strict=False)]
     kl_completions = g_rejected[1:] + g_rejected[:1] + g_chosen[1:] + g_chosen[:1]     # cycled
     z0 = max(0.0, sum(kl_completions) / len(kl_completions))
     assert z0 > 0                                           # the clamp is not what makes this pass
@@ -264,7 +264,7 @@ def test_trl_kto_trainer_v19():
     trl_batch_loss = sum(terms) / len(terms)
     loss = tb.losses.make("kto", beta=beta, lam_desirable=lam_d, lam_undesirable=lam_u)
     inputs = dict(zip(("chosen_logp", "rejected_logp", "ref_chosen_logp", "ref_rejected_logp"),
-                      (torch.tensor([v], dtype=torch.float64) for v in (chosen, rejected, ref_chosen, ref_rejected))))
+                      (torch.tensor([v], dtype=torch.float64) for v in (chosen, rejected, ref_chosen, ref_rejected)), strict=False))
     state = loss.update_state(loss.init_state(1, inputs["chosen_logp"]), inputs, torch.ones(1, 3, dtype=torch.float64))
     assert state["z0"].item() == pytest.approx(z0, rel=1e-14)
     assert loss(**inputs, state=state).mean().item() == pytest.approx(2 * trl_batch_loss, rel=1e-12)
@@ -288,7 +288,7 @@ def test_trl_rpo():
 # ------------------------------------------------------------------------------------ state
 def record_dict(runs=B):
     names = ("chosen_logp", "rejected_logp", "ref_chosen_logp", "ref_rejected_logp")
-    return dict(zip(names, (torch.tensor(x[:runs]) for x in (POLICY[0], POLICY[1], REF[0], REF[1]))))
+    return dict(zip(names, (torch.tensor(x[:runs]) for x in (POLICY[0], POLICY[1], REF[0], REF[1])), strict=False))
 
 
 def numpy_completion_mean(weight, runs=B):
@@ -399,7 +399,7 @@ def test_closed_form_grads_match_autograd(name, kwargs, monkeypatch):
     lengths = {"chosen_len": torch.tensor(rng.integers(1, 6, size=(1, 10)), dtype=torch.float64),
                "rejected_len": torch.tensor(rng.integers(1, 6, size=(1, 10)), dtype=torch.float64)}
     extra = {name: lengths[name] for name in loss.needs}
-    for fast, slow in zip(loss.input_grads(*args, **extra), tb.losses.Loss.input_grads(loss, *args, **extra)):
+    for fast, slow in zip(loss.input_grads(*args, **extra), tb.losses.Loss.input_grads(loss, *args, **extra), strict=False):
         torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-14)
 
 
@@ -501,14 +501,14 @@ def scipy_minimiser(per_record, weights, starts=8, pinned=()):
     return logp_of(torch.tensor(best.x)).exp().numpy(), best.fun
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def generic_e1(label, law):
     """4-D search: 3 starts for losses convex in the logits (one suffices there), 8 otherwise."""
     _, _, per_record, convex = E1_LOSSES[label]
     return scipy_minimiser(per_record, record_weights(law), starts=3 if convex else 8)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scipy_e1(label, law):
     """The E1 minimiser: the generic search, or the exact face solution at a kink optimum."""
     if (label, law) not in KINK_FACES:

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, E1_REWARD, e1_problem
 from scipy.optimize import brentq
 
 import toybench as tb
-from conftest import E1_REF, E1_REWARD, e1_problem
 from toybench.losses.bregman import BPO, SBA
 from toybench.losses.fdiv import EXO, FDPO, FPO, with_rewards
 from toybench.optima.fdiv import fdpo_target
@@ -388,7 +388,7 @@ def test_closed_form_input_grads_match_autograd(loss):
     value = loss.per_record(chosen, rejected, *inputs[2:])
     expected = torch.autograd.grad(value.sum(), (chosen, rejected))
     got = loss.input_grads(*inputs)
-    for mine, auto in zip(got, expected):
+    for mine, auto in zip(got, expected, strict=False):
         torch.testing.assert_close(mine, auto, rtol=1e-12, atol=1e-14)
 
 
@@ -399,7 +399,7 @@ def test_reward_target_input_grads_match_autograd(loss):
     rewards = dict(chosen_reward=torch.tensor(REWARDS[0]), rejected_reward=torch.tensor(REWARDS[1]))
     chosen, rejected = (t.clone().requires_grad_(True) for t in inputs[:2])
     expected = torch.autograd.grad(loss.per_record(chosen, rejected, *inputs[2:], **rewards).sum(), (chosen, rejected))
-    for mine, auto in zip(loss.input_grads(*inputs, **rewards), expected):
+    for mine, auto in zip(loss.input_grads(*inputs, **rewards), expected, strict=False):
         torch.testing.assert_close(mine, auto, rtol=1e-12, atol=1e-14)
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
+from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
-from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 RNG = np.random.default_rng(7)
 B, N = 3, 6
@@ -249,7 +249,7 @@ def test_closed_form_grads_match_autograd(name, kwargs):
     args, extra = torch_inputs(loss)
     fast = loss.input_grads(*args, **extra)
     slow = tb.losses.Loss.input_grads(loss, *args, **extra)
-    for f, s in zip(fast, slow):
+    for f, s in zip(fast, slow, strict=False):
         torch.testing.assert_close(f, s, rtol=1e-12, atol=1e-14)
 
 
@@ -263,7 +263,7 @@ def test_odds_losses_closed_form_grads_at_extreme_probabilities(name):
     lengths = {"chosen_len": torch.tensor([[1.0, 1.0, 2.0, 3.0]], dtype=torch.float64),
                "rejected_len": torch.tensor([[1.0, 1.0, 1.0, 5.0]], dtype=torch.float64)}
     args = (chosen, rejected, torch.zeros_like(chosen), torch.zeros_like(chosen))
-    for fast, slow in zip(loss.input_grads(*args, **lengths), tb.losses.Loss.input_grads(loss, *args, **lengths)):
+    for fast, slow in zip(loss.input_grads(*args, **lengths), tb.losses.Loss.input_grads(loss, *args, **lengths), strict=False):
         assert torch.isfinite(fast).all()
         torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-14)
 
@@ -486,7 +486,7 @@ def test_asft_target_with_per_run_noise():
 # ------------------------------------------------------------------------------ alpha_dpo state
 def alpha_dpo_records(runs=2):
     args = [torch.tensor(x[:runs]) for x in (POLICY[0], POLICY[1], REF[0], REF[1])]
-    inputs = dict(zip(("chosen_logp", "rejected_logp", "ref_chosen_logp", "ref_rejected_logp"), args))
+    inputs = dict(zip(("chosen_logp", "rejected_logp", "ref_chosen_logp", "ref_rejected_logp"), args, strict=False))
     inputs.update(chosen_len=torch.tensor(LENGTHS[0][:runs]), rejected_len=torch.tensor(LENGTHS[1][:runs]))
     return inputs
 

@@ -9,9 +9,9 @@ import pytest
 import scipy.special
 import scipy.stats
 import torch
+from conftest import E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
-from conftest import E1_REF, E1_REWARD, e1_problem
 from toybench import metrics
 
 TOL = 1e-12  # float64 rounding of short sums
@@ -203,7 +203,7 @@ def test_displacement_per_run_pairs_equal_single_runs():
     # unseen mass of run 0 by hand from its records
     records = tb.sample_pairs(prob, n=3, seed=10)
     seen = np.zeros((2, 6), dtype=bool)
-    for x, a, b in zip(records.prompt[0].tolist(), records.chosen[0].tolist(), records.rejected[0].tolist()):
+    for x, a, b in zip(records.prompt[0].tolist(), records.chosen[0].tolist(), records.rejected[0].tolist(), strict=False):
         seen[x, a] = seen[x, b] = True
     gain = ((np.exp(after[0].numpy()) - np.exp(before.numpy())) * ~seen).sum(-1)
     assert batched["unseen_mass_gain"][0].item() == pytest.approx(np_weighted(gain, [1, 1]), abs=TOL)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
-from conftest import E1_REF, E1_REWARD, e1_problem
 
 
 def sigmoid(t):

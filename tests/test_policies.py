@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, e1_problem
 
 import toybench as tb
-from conftest import E1_REF, e1_problem
 from toybench.policies import Policy, Tabular
 
 

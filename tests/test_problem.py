@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, e1_problem
 
 import toybench as tb
-from conftest import E1_REF, e1_problem
 
 
 def test_flat_space_validation():

@@ -1,8 +1,9 @@
 """The README's Quickstart block and loss table stay true to the code and to .ci/run."""
 import re
 
-import toybench as tb
 from readme_commands import README, quickstart_commands
+
+import toybench as tb
 
 ROOT = README.parent
 

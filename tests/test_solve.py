@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, E1_REWARD, e1_problem
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
 import toybench as tb
-from conftest import E1_REF, E1_REWARD, e1_problem
 from toybench.losses.base import Loss
 from toybench.solve import NoFiniteMinimum, solve
 
@@ -231,7 +231,7 @@ def reaches(edges, start, goal):
 def test_finite_sample_with_one_sided_pair_raises_and_names_it():
     prob = e1_problem()
     pairs = tb.sample_pairs(prob, n=6, seed=3)
-    records = list(zip(pairs.prompt[0].tolist(), pairs.chosen[0].tolist(), pairs.rejected[0].tolist()))
+    records = list(zip(pairs.prompt[0].tolist(), pairs.chosen[0].tolist(), pairs.rejected[0].tolist(), strict=False))
     with pytest.raises(NoFiniteMinimum) as info:
         solve(tb.losses.make("dpo", beta=1.0), pairs)
     prompt, chosen, rejected = parse_record(str(info.value))

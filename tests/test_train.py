@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
-from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 from toybench.losses.base import LENGTH_INPUTS, Loss
 from toybench.objective import record_inputs
 from toybench.policies import Policy, Tabular

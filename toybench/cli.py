@@ -90,7 +90,7 @@ def _verify(args) -> int:
                          "yes" if r.as_expected else "NO"))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)))
         for r in results:
             if r.error:
                 print(f"error in {r.id}: {r.error}")
@@ -157,8 +157,8 @@ def _plot_history(history, path, title):
     frame = history.to_frame()
     columns = [c for c in ("loss", "kl_to_target") if c in frame and frame[c].notna().any()]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns), 3.2), squeeze=False)
-    for ax, column in zip(axes[0], columns):
-        for run, part in frame.groupby("run"):
+    for ax, column in zip(axes[0], columns, strict=False):
+        for _run, part in frame.groupby("run"):
             ax.plot(part["step"], part[column], lw=1)
         ax.set_xlabel("step")
         ax.set_ylabel(column)

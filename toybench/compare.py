@@ -105,7 +105,7 @@ def format_table(frame) -> str:
         return str(value)
     columns = [c for c in frame.columns if c != "note"]
     cells = [[show(v) for v in frame[c]] for c in columns]
-    widths = [max(len(c), *(len(v) for v in col)) for c, col in zip(columns, cells)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(col[i].ljust(w) for col, w in zip(cells, widths)) for i in range(len(frame))]
+    widths = [max(len(c), *(len(v) for v in col)) for c, col in zip(columns, cells, strict=False)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False))]
+    lines += ["  ".join(col[i].ljust(w) for col, w in zip(cells, widths, strict=False)) for i in range(len(frame))]
     return "\n".join(lines)

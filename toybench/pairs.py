@@ -42,7 +42,7 @@ class Pairs:
     def size(self) -> int:
         return self.weight.shape[1]
 
-    def with_fields(self, **fields) -> "Pairs":
+    def with_fields(self, **fields) -> Pairs:
         """A copy carrying extra named per-record inputs (each ``[1 or B, N]``)."""
         for name, value in fields.items():
             if value.shape[-1] != self.size:
@@ -50,7 +50,7 @@ class Pairs:
         return dataclasses.replace(self, fields={**self.fields, **fields})
 
     @classmethod
-    def from_records(cls, prob: Problem, records, weights=None) -> "Pairs":
+    def from_records(cls, prob: Problem, records, weights=None) -> Pairs:
         """A data set from explicit ``(prompt, chosen, rejected)`` triples (hard labels), weights
         ∝ ``weights`` (default equal) and normalised to one: e.g. the IPO paper's bandit
         D1 = [(0, 0, 1), (0, 1, 2), (0, 0, 2)]."""
@@ -132,7 +132,7 @@ def sample_pairs(prob: Problem, n: int, noise=0.0, seed=0) -> Pairs:
     pref = None if did else prob.preference_matrix()
     Y = prob.Y
     rows = []
-    for run_seed, rate in zip(seeds, rates.tolist()):
+    for run_seed, rate in zip(seeds, rates.tolist(), strict=False):
         gen = torch.Generator().manual_seed(run_seed)
         flat = torch.multinomial(joint, n, replacement=True, generator=gen)
         x, first, second = flat // (Y * Y), (flat // Y) % Y, flat % Y
@@ -140,7 +140,7 @@ def sample_pairs(prob: Problem, n: int, noise=0.0, seed=0) -> Pairs:
         p_first = (1 - rate) * p_first + rate * (1 - p_first)
         first_wins = torch.rand(n, generator=gen, dtype=torch.float64) < p_first
         rows.append((x, torch.where(first_wins, first, second), torch.where(first_wins, second, first)))
-    prompt, chosen, rejected = (torch.stack(col) for col in zip(*rows))
+    prompt, chosen, rejected = (torch.stack(col) for col in zip(*rows, strict=False))
     weight = torch.full(prompt.shape, 1.0 / n, dtype=torch.float64)
     return Pairs(prompt, chosen, rejected, weight, prob, noise)
 

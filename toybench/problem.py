@@ -138,14 +138,14 @@ class Problem:
         mu = self.pair_law()
         return mu + mu.transpose(-1, -2)
 
-    def replace(self, **changes) -> "Problem":
+    def replace(self, **changes) -> Problem:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def random(cls, space: FlatSpace, prompts: int = 1, seed: int = 0, *, reward_scale: float = 1.0,
                ref_scale: float = 1.0, preference: str = "bt", prompt_weights=None,
-               pair_dist="ref") -> "Problem":
+               pair_dist="ref") -> Problem:
         """A reproducible random instance.
 
         ref logits ~ N(0, ref_scale²) (then log-softmax); BT rewards r ~ N(0, reward_scale²);

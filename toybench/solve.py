@@ -597,7 +597,7 @@ def _solve_smooth(task: _Task, options: dict, convex: bool) -> _Found:
     best = min(lower, key=finals.__getitem__) if lower else best
     logits, support = polished[best]
     logp = answers[best]
-    spread = max(float(_tv(other, logp)) for other, value in zip(answers, finals) if value <= finals[best] + SAME_VALUE)
+    spread = max(float(_tv(other, logp)) for other, value in zip(answers, finals, strict=False) if value <= finals[best] + SAME_VALUE)
     identified = spread <= SAME_POLICY and (task.slope is None or task.connected)
     boundary = ~support
     hessian_min = _smooth_hessian_min(task, logits, support) if convex else None

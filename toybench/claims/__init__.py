@@ -1,8 +1,14 @@
 """Registered claims. ``run()`` evaluates them; each module below registers one topic's claims."""
+from . import (  # noqa: F401  # noqa: F401  # noqa: F401
+    adaptive,
+    anchor,  # noqa: F401
+    bregman,
+    core,
+    did,
+    fdiv,
+    length,
+    selfplay,
+)
 from .registry import REGISTRY, Claim, Result, claim, evaluate, run, select
-from . import core, length  # noqa: F401
-from . import bregman, fdiv  # noqa: F401
-from . import anchor  # noqa: F401
-from . import adaptive, did, selfplay  # noqa: F401
 
 __all__ = ["REGISTRY", "Claim", "Result", "claim", "evaluate", "run", "select"]

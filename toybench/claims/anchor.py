@@ -25,13 +25,13 @@ LAWS = ("uniform", "ref")
 UNIT_LENGTHS = [1.0, 1.0, 1.0, 1.0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def problem(law: str):
     """E1 under ``law`` with |y| = 1 for every response (so length-aware losses run too)."""
     return e1(law).replace(space=FlatSpace(4, lengths=UNIT_LENGTHS))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def minimiser(loss, law: str = "uniform") -> torch.Tensor:
     """``solve``'s answer on E1 under ``law``; cached, since several claims share a minimiser."""
     return solve(loss, population(problem(law))).logp

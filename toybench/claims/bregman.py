@@ -29,7 +29,7 @@ SOLVER_TOL = 1e-7
 on a gradient tolerance, not at machine precision (reference reports ≤ 3e-8)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solved_e1(loss, law: str) -> torch.Tensor:
     """``solve``'s minimiser on E1 under ``law`` (cached: several claims share a solve)."""
     return solve(loss, population(e1(law))).logp

@@ -31,7 +31,7 @@ MARGIN_TOL = 1e-8
 """|z − z*| allowed for a per-pair root found by Brent's method (xtol 1e-13) on a smooth derivative."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _solved(loss, law: str, rewards: bool = False) -> torch.Tensor:
     """``solve``'s minimiser on E1 under ``law``, with the reward inputs for list modes (cached:
     several claims share a solve)."""

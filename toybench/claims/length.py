@@ -37,7 +37,7 @@ def solved(loss, prob) -> torch.Tensor:
     return solve(loss, population(prob), restarts=RESTARTS).logp
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solved_e1(loss, law: str, lengths: tuple) -> torch.Tensor:
     """The exact minimiser on E1 (cached: several claims compare the same minimisers)."""
     return solved(loss, e1_lengths(law, lengths))

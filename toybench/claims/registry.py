@@ -13,8 +13,8 @@ import fnmatch
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 VERDICTS = ("holds", "fails")
 COMPARISONS = ("<=", ">=")

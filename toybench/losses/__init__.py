@@ -12,8 +12,17 @@ from .fdiv import EXO, FDPO, FPO
 from .length import ASFT, CPO, ORPO, AlphaDPO, AlphaPO, LengthRegularizedDPO, SigmoidNorm, SimPO
 from .margin_shapes import DiscoPOP, TanPrincipled
 from .noise import CDPO, RDPO
-from .selfplay import (DDO, SPPO, DisCO, ddo_formula, ddo_matching_alpha, ddo_pairs, hedge_step, win_probability,
-                       with_win_probs)
+from .selfplay import (
+                       DDO,
+                       SPPO,
+                       DisCO,
+                       ddo_formula,
+                       ddo_matching_alpha,
+                       ddo_pairs,
+                       hedge_step,
+                       win_probability,
+                       with_win_probs,
+)
 
 __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "register",
            "DPO", "IPO", "Hinge", "CDPO", "RDPO",

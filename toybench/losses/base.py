@@ -37,7 +37,7 @@ import torch
 
 from .._checks import as_run_param, check_positive, run_count
 
-REGISTRY: dict[str, type["Loss"]] = {}
+REGISTRY: dict[str, type[Loss]] = {}
 TARGET_KINDS = ("closed", "projection", "numeric", "none")
 FAMILIES = ("logit_link", "non_proper", "single_response")
 LENGTH_INPUTS = ("chosen_len", "rejected_len")

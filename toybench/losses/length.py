@@ -83,14 +83,14 @@ def _component_normalised(prob, logp_of, inverse) -> torch.Tensor:
         log_mass = torch.where(occupied, log_mass, torch.zeros_like(log_mass))
         log_size = inside.sum(-1, keepdim=True).clamp_min(1).to(torch.float64).log()
 
-        def component_min(values):
+        def component_min(values, inside=inside):
             return torch.where(inside, values, torch.inf).amin(-1, keepdim=True)
 
         lo = component_min(inverse(log_mass - log_size))   # every member at mass/|C|: sum ≤ mass
         hi = component_min(inverse(log_mass))              # one member at the whole mass: sum ≥ mass
         lo, hi = torch.where(occupied, lo, 0.0), torch.where(occupied, hi, 0.0)
 
-        def excess(c):
+        def excess(c, inside=inside, log_mass=log_mass):
             return torch.logsumexp(torch.where(inside, logp_of(c), -torch.inf), -1, keepdim=True) - log_mass
 
         logp = logp_of(_bisect(excess, lo, hi))

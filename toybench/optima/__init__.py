@@ -5,9 +5,9 @@ for any pair law (a graph-Laplacian solve; π_ref·e^{p(y≻μ)/τ} for product 
 f-DPO's π_ref·(f′)⁻¹((r − λ)/β); ``nash``: the regularised preference game's equilibrium. Every function
 returns ``[P, Y]`` (``[P]`` for ``log_partition``) for scalar β and ``[B, P, Y]`` for ``[B]`` β.
 """
-from .reverse_kl import log_partition, reverse_kl
-from .ipo import ipo
 from .fdiv import fdpo_target
+from .ipo import ipo
 from .nash import nash
+from .reverse_kl import log_partition, reverse_kl
 
 __all__ = ["reverse_kl", "log_partition", "ipo", "fdpo_target", "nash"]
