@@ -121,7 +121,7 @@ def _list(args) -> int:
 
 
 def _train(args) -> int:
-    from .compare import loss_from_spec
+    from .comparison import loss_from_spec
     from .pairs import population, sample_pairs
     from .policies import Tabular
     from .solve import solve
@@ -171,7 +171,7 @@ def _plot_history(history, path, title):
 
 
 def _compare(args) -> int:
-    from .compare import compare, format_table
+    from .comparison import compare, format_table
     frame = compare(_problem(args), args.losses, noise=args.noise)
     if args.csv:
         frame.to_csv(args.csv, index=False)
