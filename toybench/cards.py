@@ -138,6 +138,14 @@ the pair law, dtypes and what `tb.solve` returns are in [conventions.md](convent
 |---|---|---|
 {families}
 
+Two refinements are used in the notes. **G1′**: a logit link with direction-dependent record
+weights or per-pair temperatures (`madpo`, `da_dpo`, minibatch `beta_dpo`): each pair's optimum
+is logit p shifted or rescaled pair by pair, which is no longer a potential difference, so the
+optimum is numeric and differs from π*_β. **G4**: with deterministic or finite data a pair seen
+in one orientation only drives every loss whose per-pair optimum at p = 1 is an infinite margin
+(`dpo`, `bpo`, `rdpo`, `fdpo`, `simpo`, ...) to infinity: `tb.solve` raises `NoFiniteMinimum`;
+bounded losses (`ipo`, `cdpo`, `hinge`, `exo`/`fpo` pair mode with ε > 0, ...) stay finite.
+
 ## Target kinds
 
 | `target_kind` | meaning |

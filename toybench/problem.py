@@ -10,7 +10,7 @@
   ``"uniform"``, ``"did"`` (the DID record law, arXiv 2505.23761) or a ``[P, Y, Y]`` table.
 
 ``pair_weights()`` gives w_ab = μ̃(a,b) + μ̃(b,a) for distinct a ≠ b, where μ̃ is μ with its
-diagonal removed and renormalised per prompt (DESIGN.md, Contract 2).
+diagonal removed and renormalised per prompt (docs/conventions.md, pair law).
 """
 from __future__ import annotations
 
