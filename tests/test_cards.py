@@ -54,3 +54,25 @@ def test_check_flags_a_stale_file(tmp_path, capsys):
     assert main(["--write", str(stale)]) == 0 and main(["--check", str(stale)]) == 0
     assert main(["nope"]) == 2
     assert "unknown loss" in capsys.readouterr().err
+
+
+def test_docs_index_links_resolve():
+    import re
+    for page in ("README.md", "conventions.md", "losses.md"):
+        text = (DOCS / page).read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert (DOCS / target).exists(), f"docs/{page} links to missing {target}"
+
+
+def test_conventions_e1_numbers_match_an_independent_numpy_computation():
+    """π*_β = π_ref·e^{r/β}/Z at β = 1 and its TV from π_ref, printed to 6 and 4 decimals."""
+    import re
+
+    import numpy as np
+    text = (DOCS / "conventions.md").read_text(encoding="utf-8")
+    printed = re.search(r"π\*_β = π_ref·e\^\{r/β\}/Z = \(([^)]*)\)", text).group(1)
+    ref, reward = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.0, 0.5, 1.5, 3.0])
+    pistar = ref * np.exp(reward) / np.sum(ref * np.exp(reward))
+    np.testing.assert_allclose([float(v) for v in printed.split(",")], pistar, atol=5e-7)
+    tv = float(re.search(r"TV\(π_ref, π\*_β\) = ([0-9.]+)", text).group(1))
+    assert abs(tv - 0.5 * np.abs(pistar - ref).sum()) < 5e-5
