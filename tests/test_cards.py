@@ -74,5 +74,5 @@ def test_conventions_e1_numbers_match_an_independent_numpy_computation():
     ref, reward = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.0, 0.5, 1.5, 3.0])
     pistar = ref * np.exp(reward) / np.sum(ref * np.exp(reward))
     np.testing.assert_allclose([float(v) for v in printed.split(",")], pistar, atol=5e-7)
-    tv = float(re.search(r"TV\(π_ref, π\*_β\) = ([0-9.]+)", text).group(1))
+    tv = float(re.search(r"TV\(π_ref, π\*_β\) = ([0-9]+\.[0-9]+)", text).group(1))
     assert abs(tv - 0.5 * np.abs(pistar - ref).sum()) < 5e-5
