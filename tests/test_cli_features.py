@@ -161,3 +161,11 @@ def test_python_dash_m_and_version(capsys):
     done = subprocess.run([sys.executable, "-m", "toybench", "--version"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == f"toybench {tb.__version__}"
+
+
+def test_explain_prints_the_loss_card(capsys):
+    from toybench.cards import card
+    assert main(["explain", "cdpo"]) == 0
+    assert capsys.readouterr().out == card("cdpo") + "\n"
+    assert main(["explain", "nosuchloss"]) == 2
+    assert "valid names" in capsys.readouterr().err

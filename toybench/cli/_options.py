@@ -109,7 +109,7 @@ def show_progress(args) -> bool:
 def add_problem_options(parser) -> None:
     group = parser.add_argument_group("problem")
     group.add_argument("--problem", choices=["e1", "random"], default="e1",
-                       help="e1: the worked example (one prompt, Y=4, π_ref=(.4,.3,.2,.1), r=(0,.5,1.5,3)); "
+                       help="e1: the worked instance E1 (one prompt, Y=4, π_ref=(.4,.3,.2,.1), r=(0,.5,1.5,3)); "
                             "random: Problem.random with --responses, --prompts, --seed, --reward-scale")
     group.add_argument("--responses", type=int, default=None, help="Y for --problem random (6 when not given)")
     group.add_argument("--prompts", type=int, default=None, help="P for --problem random (1 when not given)")

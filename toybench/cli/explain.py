@@ -12,7 +12,5 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ..cards import card
-    from ..losses import fields
-    fields(args.name)   # an unknown name: ValueError listing the valid ones
-    print(card(args.name))
+    print(card(args.name))   # an unknown name: ValueError listing the valid ones
     return 0
