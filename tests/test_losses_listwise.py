@@ -131,7 +131,39 @@ def test_bad_input():
         tb.losses.make("curry_dpo", stages=0)
     with pytest.raises(ValueError, match="tau"):
         tb.losses.make("anchored_dpo", tau=0.0)
-    with pytest.raises(ValueError, match="convex"):
+    with pytest.raises(ValueError, match="fixed objective"):
         solve_lists(tb.losses.make("lipo"), list_population(e1(), 2))
+    with pytest.raises(ValueError, match="reward scores"):
+        solve_lists(tb.losses.make("exo", mode="list"), list_population(e1(), 3))
     with pytest.raises(ValueError, match="not a list loss"):
         list_objective(tb.losses.make("dpo"), e1().ref_logp[None], list_population(e1(), 2))
+
+
+@pytest.mark.parametrize("name, fields", [("exo", {}), ("fpo", {"divergence": "alpha", "alpha": 0.3}),
+                                          ("fpo", {"divergence": "js"})])
+def test_fpo_exo_lists_longer_than_two(name, fields):
+    """k = 3, 4 lists with reward labels: minimised by π_ref·e^{r/(β·β_r)} (q = t on every list); the
+    k = 2 list form equals the registered list/exact mode's per-record loss."""
+    mode = "list" if name == "exo" else "exact"
+    loss = tb.losses.make(name, beta=0.5, beta_reward=2.0, mode=mode, **fields)
+    for k in (3, 4):
+        sol = solve_lists(loss, list_population(e1(), k, reward_scores=True))
+        np.testing.assert_allclose(sol.logp.exp().numpy()[0], pistar(1.0), atol=1e-8)
+    logp, ref = random_list(2, 5)
+    scores = np.random.default_rng(6).normal(size=logp.shape)
+    pair = loss(*(t64(a) for a in (logp[..., 0], logp[..., 1], ref[..., 0], ref[..., 1])),
+                chosen_reward=t64(scores[..., 0]), rejected_reward=t64(scores[..., 1]))
+    np.testing.assert_allclose(loss.list_loss(t64(logp), t64(ref), t64(scores)).numpy(), pair.numpy(), rtol=1e-12)
+
+
+def test_disco_group_loss_by_hand():
+    rng = np.random.default_rng(7)
+    pos, neg = rng.normal(size=(2, 3, 2)), rng.normal(size=(2, 3, 4))
+    loss = tb.losses.make("disco", length_normalized=False)
+    expected = 10 * np.log(np.exp(neg / 10).sum(-1)) - pos.mean(-1)
+    np.testing.assert_allclose(loss.group_loss(t64(pos), t64(neg)).numpy(), expected, rtol=1e-13)
+    one = loss.group_loss(t64(pos[..., :1]), t64(neg[..., :1]))
+    np.testing.assert_allclose(one.numpy(), loss(t64(pos[..., 0]), t64(neg[..., 0]), t64(0 * pos[..., 0]),
+                                                 t64(0 * neg[..., 0])).numpy(), rtol=1e-13)
+    with pytest.raises(ValueError, match="positive_len"):
+        tb.losses.make("disco").group_loss(t64(pos), t64(neg))

@@ -319,9 +319,9 @@ def list_inputs(logp: torch.Tensor, lists) -> tuple[torch.Tensor, torch.Tensor, 
 
 def list_objective(loss: ListLoss, logp: torch.Tensor, lists) -> torch.Tensor:
     """Σ_lists weight·loss, ``[B]``."""
-    if not isinstance(loss, ListLoss):
+    if not hasattr(loss, "list_loss"):
         raise ValueError(f"loss {loss.name!r} is not a list loss; list losses: plackett_luce, lipo, rank_dpo, "
-                         "tpo, irpo, anchored_dpo, curry_dpo")
+                         "tpo, irpo, anchored_dpo, curry_dpo, and fpo/exo with reward scores")
     values = loss.list_loss(*list_inputs(logp, lists))
     return (lists.weight.to(values) * values).sum(-1)
 
@@ -337,11 +337,14 @@ class ListSolution:
 
 
 def solve_lists(loss: ListLoss, lists, tol: float = 1e-10, max_iter: int = 100) -> ListSolution:
-    """The exact float64 minimiser of a convex list loss's objective over tabular logits, by
-    Newton's method with a backtracking line search (autograd Hessian per run, pseudo-inverse on
-    the shift-invariant directions); ValueError unless the gradient norm ends ≤ ``tol``."""
-    if not loss.convex:
-        raise ValueError(f"solve_lists needs a convex list loss; {loss.name!r} is not (its weights move with the model)")
+    """The exact float64 minimiser of a list loss's objective over tabular logits, by Newton's
+    method with a backtracking line search (autograd Hessian, pseudo-inverse on the
+    shift-invariant directions; a gradient step where the Newton direction does not descend),
+    from π_ref; ValueError unless the gradient norm ends ≤ ``tol``. Convex losses give the global
+    minimiser; for ``fpo``/``exo`` lists the answer is a certified stationary point. LiPO-style
+    weights that follow the model's ranks have no fixed objective and are refused."""
+    if loss.name in ("lipo", "rank_dpo") and getattr(loss, "rank_source", "predicted") == "predicted":
+        raise ValueError(f"solve_lists needs a fixed objective; {loss.name!r} weights move with the model's ranks")
     prob = lists.problem
     runs = lists.runs
     logits = prob.ref_logp.expand(runs, -1, -1).clone()
@@ -352,6 +355,8 @@ def solve_lists(loss: ListLoss, lists, tol: float = 1e-10, max_iter: int = 100) 
             break
         hess = torch.autograd.functional.hessian(objective, logits).reshape(logits.numel(), logits.numel())
         step = -(torch.linalg.pinv(hess, hermitian=True) @ grad.reshape(-1)).reshape(logits.shape)
+        if (grad * step).sum() >= 0:
+            step = -grad
         value, size = objective(logits), 1.0
         while objective(logits + size * step) > value + 1e-4 * size * (grad * step).sum() and size > 1e-12:
             size /= 2
