@@ -243,3 +243,49 @@ def _policy_table(prob: Problem, logp, name: str) -> torch.Tensor:
     if torch.isnan(table).any() or (torch.logsumexp(table, -1).abs() > 1e-6).any():
         raise ValueError(f"{name} rows must be normalised log-probabilities")
     return table.reshape(-1, prob.P, prob.Y)
+
+
+# ------------------------------------------------------------------------------ labels from verifiers, models, smoothing
+def verifier_preference(space: FlatSpace, ref_logp, correct, true_positive: float = 1.0,
+                        false_positive: float = 0.0, **problem_fields) -> Problem:
+    """Preferences from a noisy pass/fail verifier (e.g. self-generated tests, as in DSTC, arXiv
+    2411.13611): response y is correct with probability c(y) ``[P, Y]``; the verifier passes it
+    with probability s(y) = tpr·c(y) + fpr·(1 − c(y)); a pair is ordered by the verdicts, ties
+    broken by a fair coin, so P(a ≻ b) = s_a(1 − s_b) + ½[s_a s_b + (1 − s_a)(1 − s_b)] = ½ + ½(s_a − s_b)
+    (transitive, but not Bradley–Terry)."""
+    correct = torch.as_tensor(correct, dtype=torch.float64)
+    if not (0 <= false_positive <= 1 and 0 <= true_positive <= 1):
+        raise ValueError("true_positive and false_positive must be probabilities in [0, 1]")
+    if (correct < 0).any() or (correct > 1).any():
+        raise ValueError("correct must hold probabilities in [0, 1]")
+    passes = true_positive * correct + false_positive * (1 - correct)
+    pref = 0.5 + 0.5 * (passes[..., :, None] - passes[..., None, :])
+    return Problem(space, ref_logp, preference=pref, **problem_fields)
+
+
+def model_pair_law(first_logp, second_logp=None) -> torch.Tensor:
+    """The pair law μ = π₁ ⊗ π₂ ``[P, Y, Y]`` when the two responses come from two models (e.g. a
+    stronger model and the policy itself, the multi-model setting of "More is Less", arXiv
+    2504.02193); π₂ = π₁ by default (single-model data). Use it as ``Problem(..., pair_dist=μ)``;
+    a mixture of models is ``model_pair_law(log Σ_k w_k π_k)``."""
+    first = torch.as_tensor(first_logp, dtype=torch.float64)
+    second = first if second_logp is None else torch.as_tensor(second_logp, dtype=torch.float64)
+    if first.ndim != 2 or first.shape != second.shape:
+        raise ValueError(f"model log-probs must be two [P, Y] tables, got {tuple(first.shape)}, {tuple(second.shape)}")
+    return first.exp()[:, :, None] * second.exp()[:, None, :]
+
+
+def smoothed_preference(prob: Problem, smoothing: float = 0.0, reward_model=None) -> Problem:
+    """Soft (smoothed) preference labels in place of binary ones (SmPO, Lu et al., arXiv 2506.02698):
+    p̂(a ≻ b) = (1 − ε)·σ(r̂(a) − r̂(b)) + ε/2, with r̂ a reward model ``[P, Y]`` (default the
+    problem's reward) and ε = ``smoothing`` ∈ [0, 1). A population of soft labels is the same
+    objective as the population of hard labels drawn from p̂, so DPO's optimum is π_ref·e^{r̂/β}/Z
+    at ε = 0 (the reward model's tilt) and, for ε > 0, the projection of DPO under label noise ε/2
+    (p̂ = (1 − ε/2)p + (ε/2)(1 − p)), which is not π*_β [derived]."""
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    reward = prob.reward if reward_model is None else torch.as_tensor(reward_model, dtype=torch.float64)
+    if reward is None or reward.shape != (prob.P, prob.Y):
+        raise ValueError(f"need a reward model [P, Y] = [{prob.P}, {prob.Y}] (the problem has no BT reward)")
+    soft = (1 - smoothing) * torch.sigmoid(reward[:, :, None] - reward[:, None, :]) + smoothing / 2
+    return prob.replace(reward=None, preference=soft)

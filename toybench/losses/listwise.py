@@ -358,7 +358,8 @@ def solve_lists(loss: ListLoss, lists, tol: float = 1e-10, max_iter: int = 100) 
         if (grad * step).sum() >= 0:
             step = -grad
         value, size = objective(logits), 1.0
-        while objective(logits + size * step) > value + 1e-4 * size * (grad * step).sum() and size > 1e-12:
+        slack = 1e-13 * value.abs()          # float64 rounding of the objective near the minimum
+        while objective(logits + size * step) > value + 1e-4 * size * (grad * step).sum() + slack and size > 1e-12:
             size /= 2
         logits = logits + size * step
     grad = _gradient(objective, logits)

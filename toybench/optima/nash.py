@@ -1,7 +1,7 @@
 """Nash equilibria of the preference game (general, possibly intransitive preferences).
 
 With M[x, y, y′] = P(y ≻ y′|x) (M + Mᵀ = 1) and A = M − ½ (antisymmetric), the β-KL-regularised
-symmetric game (Munos et al., Nash learning from human feedback, arXiv 2312.00886, §4; the
+symmetric game (Munos et al., Nash learning from human feedback, arXiv 2312.00886; the
 target of SPPO, arXiv 2405.00675, and DNO, arXiv 2404.03715) has the unique equilibrium
 
     π*_β = softmax(log π_ref + M·π*_β/β)        (per prompt),
@@ -89,7 +89,7 @@ def nash(prob, beta, *, tol: float = 1e-13, max_iter: int = 100, return_certific
     x = 0) and ‖F(u)‖ bounds ‖u‖, so level sets are compact: backtracking Newton converges from
     any start, quadratically near the root (Nocedal & Wright, Numerical Optimization, Thm 11.6)
     [derived]. Stops when ‖F‖_∞ ≤ ``tol``·(1 + ‖log π_ref‖_∞ + ‖A‖_∞/β); raises ValueError
-    after ``max_iter`` iterations. Source: Munos et al., arXiv 2312.00886, §4 (the regularised
+    after ``max_iter`` iterations. Source: Munos et al., arXiv 2312.00886 (the regularised
     Nash equilibrium)."""
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
@@ -156,7 +156,7 @@ def nash_unregularised(prob, tol: float = 1e-9) -> torch.Tensor:
     The equilibrium set is a polytope; it is returned only when it is a single point (checked by
     minimising and maximising each π(y) over it, to ``tol``), else ValueError. Under
     Bradley–Terry with a unique best response it is the point mass on argmax r. Source: Dudík et
-    al., arXiv 1502.07733 (von Neumann winner); Munos et al., arXiv 2312.00886."""
+    al., arXiv 1502.06362 (von Neumann winner); Munos et al., arXiv 2312.00886."""
     from scipy.optimize import linprog
 
     payoff = (prob.preference_matrix() - 0.5).cpu().numpy()
