@@ -220,7 +220,7 @@ def annotator_mixture(space: FlatSpace, ref_logp, rewards, weights, **problem_fi
 def policy_pairs(prob: Problem, policy_logp, opponent_logp=None, noise=0.0) -> Pairs:
     """The exact records when the pair shown to the annotator is drawn from μ = π ⊗ π′ (y from the
     policy, y′ from the opponent; π′ = π by default, on-policy sampling as in online DPO,
-    arXiv 2402.04792), diagonal removed and renormalised per prompt (Contract 2): record (a, b),
+    arXiv 2402.04792), diagonal removed and renormalised per prompt (docs/conventions.md): record (a, b),
     a ≠ b, has weight ρ·w_ab·p̃(a ≻ b). ``policy_logp`` ``[P, Y]`` or ``[B, P, Y]`` gives weights
     ``[1 or B, N]`` over the same P·Y·(Y−1) records."""
     policy = _policy_table(prob, policy_logp, "policy_logp")
