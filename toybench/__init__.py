@@ -8,10 +8,10 @@ from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem
 from .solve import NoFiniteMinimum, Solution, solve
-from .spaces import FlatSpace
+from .spaces import FlatSpace, SequenceSpace
 from .train import History, train
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum",
+__all__ = ["FlatSpace", "SequenceSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum",
            "Tabular", "train", "History", "losses", "optima", "claims", "metrics", "compare"]

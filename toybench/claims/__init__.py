@@ -8,6 +8,7 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     fdiv,
     length,
     selfplay,
+    sequence,
 )
 from .registry import REGISTRY, Claim, Result, claim, evaluate, run, select
 
