@@ -4,14 +4,19 @@ Response spaces are finite, policies tabular, so every partition function, popul
 optimum and KL is an exact sum. See README.md and DESIGN.md for the concepts.
 """
 from . import claims, compare, losses, metrics, optima
+from .autoregressive import AutoregressiveTabular
+from .fit_best import FitResult, fit_best
 from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem
+from .shared_policies import MLP, LogLinear
 from .solve import NoFiniteMinimum, Solution, solve
 from .spaces import FlatSpace, SequenceSpace
 from .train import History, train
+from .transformer import TinyTransformer
 
 __version__ = "0.1.0"
 
 __all__ = ["FlatSpace", "SequenceSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum",
-           "Tabular", "train", "History", "losses", "optima", "claims", "metrics", "compare"]
+           "Tabular", "AutoregressiveTabular", "LogLinear", "MLP", "TinyTransformer", "fit_best", "FitResult",
+           "train", "History", "losses", "optima", "claims", "metrics", "compare"]

@@ -89,7 +89,9 @@ class SequenceSpace:
     **Token views** (``T = max_len + 1`` steps, the last step of every string is EOS):
     ``tokens [Y, T]`` (EOS-padded), ``step_prefix [Y, T]`` (the context of each step, 0 on
     padding), ``step_mask [Y, T]`` (True on the ``steps = length + 1`` real steps) and
-    ``lengths [Y]`` (ordinary tokens, float64, what length-aware losses read; EOS not counted).
+    ``lengths [Y]`` (ordinary tokens, float64, what length-aware losses read; EOS not counted);
+    ``prefix_tokens [N, max_len]`` (each prefix's tokens, EOS-padded), ``rank [N]`` (its
+    lexicographic index within its depth).
     A string's log-prob is the sum of its steps' conditional log-probs; a forced EOS has log-prob 0.
     """
 
@@ -245,7 +247,12 @@ def _build_tree(vocab: int, max_len: int, min_len: int) -> dict:
     ctx_rank = torch.div(resp_rank[:, None], vocab ** (resp_depth[:, None] - pos).clamp_min(0), rounding_mode="floor")
     step_prefix = torch.where(step_mask, torch.tensor(offsets)[pos.clamp_max(max_len)] + ctx_rank,
                               torch.zeros((), dtype=torch.int64))
+    # tokens of every prefix [N, max_len], padded with EOS
+    prefix_pos = torch.arange(max_len)
+    prefix_power = (depth[:, None] - 1 - prefix_pos).clamp_min(0)
+    prefix_digits = torch.div(rank[:, None], vocab ** prefix_power, rounding_mode="floor") % vocab
+    prefix_tokens = torch.where(prefix_pos < depth[:, None], prefix_digits, torch.full((N, max_len), vocab))
     return {"offsets": offsets, "depth": depth, "child": child, "allowed": allowed,
             "response_prefix": response_prefix, "prefix_response": prefix_response, "tokens": tokens,
-            "step_prefix": step_prefix, "step_mask": step_mask, "steps": resp_depth + 1,
+            "step_prefix": step_prefix, "step_mask": step_mask, "prefix_tokens": prefix_tokens, "rank": rank, "steps": resp_depth + 1,
             "lengths": resp_depth.to(torch.float64)}
