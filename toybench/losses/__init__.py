@@ -23,6 +23,7 @@ from .selfplay import (
                        win_probability,
                        with_win_probs,
 )
+from .token import D3PO, LDDPO, AutoregressiveDPO, TokenDPO
 
 __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "register",
            "DPO", "IPO", "Hinge", "CDPO", "RDPO",
@@ -32,4 +33,4 @@ __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "registe
            "KTO", "APOZero", "APODown", "NCA", "BCO", "CalDPO", "DPOP", "MinorDPO", "RPO", "SPO", "FlexDPO",
            "BetaDPO", "MADPO", "DADPO", "with_score_gap",
            "SPPO", "DDO", "DisCO", "ddo_pairs", "ddo_formula", "ddo_matching_alpha", "hedge_step",
-           "win_probability", "with_win_probs"]
+           "win_probability", "with_win_probs", "LDDPO", "AutoregressiveDPO", "TokenDPO", "D3PO"]
