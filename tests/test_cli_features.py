@@ -85,11 +85,11 @@ def test_lengths_reach_length_aware_losses(capsys):
 
 def test_scores_reach_score_gap_losses_and_ddo(capsys):
     """da_dpo with equal scores has c = α_db, hence π*_{β·α_db}; ddo at α = β = 1 learns p_data = softmax(s)."""
-    (row,) = compare_rows(["da_dpo:beta=0.5,alpha_db=2", "--scores", "1,1,1,1"], capsys)
+    (row,) = compare_rows(["da_dpo:beta=0.5,alpha_db=2", "--scores", "-1,-1,-1,-1"], capsys)
     assert row["expected_reward"] == pytest.approx(pistar(1.0) @ E1_REWARD, rel=1e-8)
-    scores = np.array([0.0, 2.0, 1.0, 0.5])
+    scores = np.array([-0.5, 2.0, 1.0, 0.5])
     data = np.exp(scores - np.logaddexp.reduce(scores))
-    (row,) = compare_rows(["ddo:alpha=1,beta=1", "--scores", "0,2,1,0.5"], capsys)
+    (row,) = compare_rows(["ddo:alpha=1,beta=1", "--scores", "-.5,2,1,0.5"], capsys)
     assert row["expected_reward"] == pytest.approx(data @ E1_REWARD, rel=1e-6)
 
 

@@ -68,6 +68,8 @@ def parse_spec(spec: str) -> tuple[str, dict]:
         if not value:
             raise ValueError(f"hyperparameter {key!r} in {spec!r} has no value; write {key}=VALUE, "
                              f"e.g. {name.strip()}:{key}={fields(name.strip()).get(key, 0.1)}")
+        if key in kwargs:
+            raise ValueError(f"hyperparameter {key!r} is given twice in {spec!r}")
         kwargs[key] = parse_value(value)
     return name.strip(), kwargs
 
