@@ -61,7 +61,7 @@ def test_compare_sweeps_beta_eps_and_noise_as_rows(capsys):
 def test_train_beta_sweep_is_runs_on_the_run_axis(capsys):
     assert main(["train", "--loss", "dpo", "--beta", "0.5,1,2", "--steps", "800", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert [run["loss"] for run in result["runs"]] == ["dpo:beta=0.5", "dpo:beta=1.0", "dpo:beta=2.0"]
+    assert [run["spec"] for run in result["runs"]] == ["dpo:beta=0.5", "dpo:beta=1.0", "dpo:beta=2.0"]
     for beta, reward in zip((0.5, 1.0, 2.0), result["final"]["expected_reward"], strict=True):
         assert reward == pytest.approx(pistar(beta) @ E1_REWARD, abs=1e-3)
 
@@ -70,7 +70,7 @@ def test_runs_times_sweep_points_with_their_own_data_sets(capsys):
     assert main(["train", "--loss", "cdpo", "--eps", "0.1,0.3", "--runs", "2", "--samples", "50",
                  "--steps", "5", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [(r["loss"].split("eps=")[1], r["data_seed"]) for r in runs] == [
+    assert [(r["spec"].split("eps=")[1], r["data_seed"]) for r in runs] == [
         ("0.1", 0), ("0.1", 1), ("0.3", 0), ("0.3", 1)]
 
 
