@@ -216,6 +216,20 @@ class _PairMatching(Loss):
         check_range(self.eps, "eps", low=0.0, high=0.5, low_open=True, high_open=True,
                     allowed="0 < eps < 0.5 (the pair target (1 - eps, eps); eps = 0 makes log eps = -inf)")
 
+    def list_loss(self, logp, ref_logp, scores=None):
+        """The list form for k ≥ 2 responses (the source's general case; a record is k = 2):
+        q = softmax_i(β·g_i) over the list, t = softmax_i(ψ_i/β_r) from ``scores`` ψ (pass the true
+        rewards, as the list modes do), L = Σ_i t_i·f(q_i/t_i) (``fpo``) or KL(q ‖ t) (``exo``),
+        ``[B, N]`` from ``[B, N, k]``. Minimised on every list by q = t, i.e. π_ref·e^{r/(β·β_r)}/Z."""
+        if scores is None:
+            raise ValueError(f"{self.name}'s list form needs reward scores (Lists with scores)")
+        gap = logp - ref_logp
+        log_q = torch.log_softmax(self.hp("beta", gap) * gap, -1)
+        log_t = torch.log_softmax(scores.to(gap) / self.hp("beta_reward", gap), -1)
+        if self.name == "exo":
+            return (log_q.exp() * (log_q - log_t)).sum(-1)
+        return _matching_term(log_q, log_t, self.divergence, self.hp("alpha", gap)).sum(-1)
+
     def target(self, prob, noise=0.0):
         """List mode: π_ref·e^{r/(β·β_r)}/Z for any connected pair law and any label noise (the loss
         ignores labels; the reward inputs must be the problem's reward). Pair mode: None (a
