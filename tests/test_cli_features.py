@@ -135,7 +135,9 @@ def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
 def test_compare_table_explains_its_columns_and_shows_solver_notes(capsys):
     assert main(["compare", "dpo", "rdpo"]) == 0
     out = capsys.readouterr().out
-    header = out.splitlines()[0].split()
+    assert out.startswith("problem: Problem(FlatSpace(4, lengths=[1.0, 1.0, 1.0, 1.0]), P=1, BT reward, "
+                          "pair_dist='ref')\n")
+    header = out.splitlines()[1].split()
     assert header[:3] == ["loss", "beta", "noise"]
     legend = out.split("columns:")[1]
     assert all(f"  {column}: " in legend for column in header)
