@@ -29,9 +29,11 @@ def compare_rows(argv, capsys):
 
 
 def test_tb_compare_is_the_function_with_runs_and_noise_rates():
+    with pytest.raises(ValueError, match="noise must be"):
+        tb.compare(tb.claims.core.e1("ref"), ["dpo"], noise="high")
     import torch
     losses = [tb.losses.make("dpo", beta=torch.tensor([0.5, 2.0], dtype=torch.float64)), "ipo"]
-    frame = tb.compare(tb.claims.core.e1("ref"), losses, noise=[0.0, 0.1])
+    frame = tb.compare(tb.claims.core.e1("ref"), losses, noise=torch.tensor([0.0, 0.1], dtype=torch.float64))
     assert list(zip(frame["beta"], frame["noise"], strict=True)) == [
         (0.5, 0.0), (0.5, 0.1), (2.0, 0.0), (2.0, 0.1), (0.1, 0.0), (0.1, 0.1)]
     assert frame["expected_reward"][2] == pytest.approx(pistar(2.0) @ E1_REWARD, rel=1e-8)
