@@ -69,6 +69,8 @@ def parse_spec(spec: str) -> tuple[str, dict]:
         if not value:
             raise ValueError(f"hyperparameter {key!r} in {spec!r} has no value; write {key}=VALUE, "
                              f"e.g. {name.strip()}:{key}={fields(name.strip()).get(key, 0.1)}")
+        if key in kwargs:
+            raise ValueError(f"hyperparameter {key!r} is given twice in {spec!r}")
         kwargs[key] = parse_value(value)
     return name.strip(), kwargs
 
@@ -154,7 +156,7 @@ def _ddo_records(prob, noise, samples, seeds, scores) -> Pairs:
 
 def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None):
     """One row per loss, per run of a loss with ``[B]`` hyperparameters, and per noise rate
-    (``noise`` a number or a list of numbers); columns as in ``COLUMNS``. A loss whose infimum is
+    (``noise`` a number, a list or a ``[B]`` tensor of rates); columns as in ``COLUMNS``. A loss whose infimum is
     at infinity gets ``case = "no finite minimum"`` and NaN metrics instead of stopping the table.
     ``scores``: reward-model scores ``[P, Y]`` for the losses that read them (see ``records``).
     KL values rounded below zero are clamped at 0."""
@@ -162,7 +164,10 @@ def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None):
 
     if not loss_specs:
         raise ValueError("give at least one loss to compare")
-    rates = [float(rate) for rate in (noise if isinstance(noise, (list, tuple)) else [noise])]
+    try:
+        rates = torch.as_tensor(noise, dtype=torch.float64).reshape(-1).tolist()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"noise must be a flip rate or a list of rates, got {noise!r}") from None
     rows = []
     for spec in loss_specs:
         loss = loss_from_spec(spec)

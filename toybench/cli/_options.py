@@ -8,12 +8,16 @@ import json
 import math
 import os
 import pathlib
+import re
 import sys
 
 import torch
 
 SHARED = {"beta": "β", "eps": "ε"}
 """Loss fields that a shared flag (``--beta``, ``--eps``) sets for every loss that has them."""
+
+
+NEGATIVE_NUMBERS = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,.*)?$")
 
 
 class UsageError(ValueError):
@@ -25,7 +29,12 @@ class UsageError(ValueError):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage block) and never exits the interpreter."""
+    """argparse, but an error is one line (no usage block) and never exits the interpreter, and a
+    comma list that starts with a negative number (``--scores -1,0,2,1``) is a value, not an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBERS
 
     def error(self, message):
         raise UsageError(message, where=self.prog)
