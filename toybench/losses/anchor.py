@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
+from .._numerics import softplus
 from ..pairs import population
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -242,7 +243,7 @@ class NCA(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
-        return F.softplus(-beta * chosen) + 0.5 * F.softplus(beta * chosen) + 0.5 * F.softplus(beta * rejected)
+        return softplus(-beta * chosen) + 0.5 * softplus(beta * chosen) + 0.5 * softplus(beta * rejected)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """∂L/∂g_w = β·(½σ(βg_w) − σ(−βg_w)), ∂L/∂g_l = ½β·σ(βg_l)."""
@@ -365,7 +366,7 @@ class BCO(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
         delta = state["delta"][:, None] if self.stateful else self.hp("delta", chosen)
-        return F.softplus(delta - beta * chosen) + F.softplus(beta * rejected - delta)
+        return softplus(delta - beta * chosen) + softplus(beta * rejected - delta)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, state=None):
         """δ held fixed: ∂L/∂g_w = −β·σ(δ − βg_w), ∂L/∂g_l = β·σ(βg_l − δ)."""
@@ -423,7 +424,7 @@ class CalDPO(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         half_inverse_beta = 0.5 / self.hp("beta", chosen)
         calibration = (chosen - half_inverse_beta) ** 2 + (rejected + half_inverse_beta) ** 2
-        return F.softplus(-(chosen - rejected)) + self.hp("calib_weight", chosen) * calibration
+        return softplus(-(chosen - rejected)) + self.hp("calib_weight", chosen) * calibration
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = σ(−(g_w − g_l)), c the calibration weight:
@@ -468,7 +469,7 @@ class DPOP(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         margin = chosen - rejected - self.hp("lam", chosen) * torch.relu(-chosen)
-        return F.softplus(-self.hp("beta", chosen) * margin)
+        return softplus(-self.hp("beta", chosen) * margin)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−βm): ∂L/∂g_w = −s·(1 + λ·1[g_w < 0]), ∂L/∂g_l = s (relu′(0) = 0, as autograd)."""
