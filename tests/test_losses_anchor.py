@@ -9,11 +9,12 @@ minimisers over the simplex written with NumPy loss code, or the reference's E1 
 import functools
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
-from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
+from conftest import E1_PISTAR, E1_REF, E1_REWARD, assert_exact_minimiser, e1_problem, newton_minimiser
 
 import toybench as tb
 
@@ -597,14 +598,44 @@ def numpy_kto_fixed_point(law, lam_desirable=1.0):
     raise AssertionError("KTO fixed point did not settle")
 
 
+def apo_zero_e1_face(law):
+    """APO-zero's E1 minimiser (β = 1), exact: the infimum lies on the face π₀ = π₁ = 0 (reference
+    §2.7), where σ(g_y) = π_y/(π_y + π_ref,y) and the objective is a smooth function of t = π₂
+    (π₃ = 1 − t); t is the root of its derivative by mpmath.findroot at 40 digits. Returns
+    (π as float64, the face objective value)."""
+    weights = record_weights(law)
+    with mpmath.workdps(40):
+        def value(t):
+            pi = [0, 0, t, 1 - t]
+            s = [pi[y] / (pi[y] + mpmath.mpf(E1_REF[y])) for y in range(4)]
+            return sum(mpmath.mpf(weights[a, b]) * (1 - s[a] + s[b]) for a in range(4) for b in range(4))
+
+        t = mpmath.findroot(lambda t: mpmath.diff(value, t), mpmath.mpf("0.4"))
+        assert mpmath.diff(value, t, 2) > 0 and 0 < t < 1
+        return np.array([0.0, 0.0, float(t), float(1 - t)]), float(value(t))
+
+
 def test_e1_kto_fixed_point_is_apo_zero():
     """Reference §2.7: the E1 fixed point has z₀ = 0, so KTO = APO-zero, TV 0.236 from π*_β (W_u;
-    the exact value is 0.23546, which the reference rounds up: tolerance 1e-3)."""
+    the exact value is 0.23546, which the reference rounds up: tolerance 1e-3).
+
+    The NumPy fixed-point iteration settles at z₀ = 0 (its BFGS minimiser drives g₀, g₁ far below
+    0). The exact APO-zero minimiser (``apo_zero_e1_face``, mpmath) is the reference point: it has
+    g₀ = g₁ = −∞, so z₀ = max(0, Σ D·(g_a + g_b)/2) = 0 there too, and no interior point found by
+    BFGS has a lower objective (1e-12: float64 rounding of a 12-term sum of O(1) values). BFGS's
+    own point is not compared coordinate-wise: it stops on precision loss as two logits run to −∞,
+    not at its gradient tolerance, so its accuracy has no bound (7e-9 on one machine, 6.5e-8 on
+    another)."""
     for law in ("uniform", "ref"):
-        found, z0 = numpy_kto_fixed_point(law)
-        assert z0 == 0.0
-        assert tv(found, scipy_e1("apo_zero", law)[0]) < 1e-8        # the same objective once z₀ = 0
-    assert tv(numpy_kto_fixed_point("uniform")[0], PISTAR) == pytest.approx(0.236, abs=1e-3)
+        exact, exact_value = apo_zero_e1_face(law)
+        assert numpy_kto_fixed_point(law)[1] == 0.0
+        weights = record_weights(law)
+        with np.errstate(divide="ignore"):
+            g = np.log(exact) - np.log(E1_REF)
+        compared = weights > 0
+        assert max(0.0, float((weights[compared] * (g[:, None] + g[None, :])[compared] / 2).sum())) == 0.0
+        assert scipy_e1("apo_zero", law)[1] >= exact_value - 1e-12
+    assert tv(apo_zero_e1_face("uniform")[0], PISTAR) == pytest.approx(0.236, abs=1e-3)
 
 
 # tolerances in TV for tb.solve against the SciPy minimiser: smooth interior optima 1e-7 (both
@@ -630,7 +661,7 @@ def test_solve_kto_fixed_point_matches_numpy():
     from toybench.solve import solve
     for law in ("uniform", "ref"):
         found = solve(tb.losses.make("kto", beta=1.0), tb.population(e1_problem(law))).logp.exp()[0].numpy()
-        assert tv(found, numpy_kto_fixed_point(law)[0]) < 1e-6      # boundary optimum, as above
+        assert tv(found, apo_zero_e1_face(law)[0]) < 1e-6      # solve's accuracy at a boundary optimum, as above
 
 
 # ------------------------------------------------------------------------------------ BCO free-δ target
@@ -652,20 +683,23 @@ def test_bco_free_target_formula(law):
 
 
 def test_bco_free_target_is_the_joint_minimiser():
-    """SciPy minimises Σ D·[sp(δ − βg_w) + sp(βg_l − δ)] jointly over logits and δ; the closed form
-    π ∝ π_ref·(n_w/n_l)^{1/β} must match it (reference: TV 4e-8)."""
+    """Newton's method (exact autograd Hessian, from π_ref and δ = 0) minimises
+    Σ D·[sp(δ − βg_w) + sp(βg_l − δ)] jointly over logits and δ to float64 rounding; the closed form
+    π ∝ π_ref·(n_w/n_l)^{1/β} must match it. Reference accuracy |∇|/λ ≤ 1e-13 (asserted); the
+    tolerance 1e-11 is the closed form's float64 rounding (logs and powers of O(1) numbers) with
+    margin."""
     for law, beta in (("uniform", 1.0), ("ref", 0.5)):
-        weights = record_weights(law)
+        weights = torch.tensor(record_weights(law))
 
-        def objective(x):
-            logp = x[:4] - np.logaddexp.reduce(x[:4])
-            g = beta * (logp - np.log(E1_REF))
-            return float((weights * (softplus(x[4] - g[:, None]) + softplus(g[None, :] - x[4]))).sum())
+        def objective(x, weights=weights, beta=beta):
+            g = beta * (torch.log_softmax(x[:4], -1) - torch.tensor(np.log(E1_REF)))
+            return (weights * (tsp(x[4] - g[:, None]) + tsp(g[None, :] - x[4]))).sum()
 
-        res = so.minimize(objective, np.r_[np.log(E1_REF), 0.0], method="BFGS", options=dict(gtol=1e-12))
-        found = np.exp(res.x[:4] - np.logaddexp.reduce(res.x[:4]))
+        x, grad_norm, curvature = newton_minimiser(objective, np.r_[np.log(E1_REF), 0.0])
+        assert_exact_minimiser(grad_norm, curvature, bound=1e-13)
+        found = torch.softmax(x[:4], -1).numpy()
         target = tb.losses.make("bco", beta=beta, delta="free").target(e1_problem(law)).exp()[0].numpy()
-        assert tv(found, target) < 1e-7                     # BFGS at gradient 1e-12: TV ~1e-9
+        assert tv(found, target) < 1e-11
 
 
 @pytest.mark.slow
