@@ -702,6 +702,33 @@ def test_bco_free_target_is_the_joint_minimiser():
         assert tv(found, target) < 1e-11
 
 
+@pytest.mark.parametrize("beta", [0.5, 2.0])
+def test_bco_free_target_for_a_product_law_drops_self_pairs(beta):
+    """μ⊗μ (μ ≠ π_ref), an intransitive preference matrix: with self-pairs dropped, NumPy's
+    n_w(y) = Σ_{b≠y} μ_y μ_b M[y,b], n_l(y) = Σ_{a≠y} μ_a μ_y M[a,y] and the closed form
+    n_w/n_l = (p − μ_y/2)/(1 − p − μ_y/2), p = Σ_b μ_b M[y,b], agree with ``target`` to float64
+    rounding; p/(1 − p) (self-pairs kept) is a different point."""
+    rng = np.random.default_rng(5)
+    upper = np.triu(rng.uniform(0.05, 0.95, size=(5, 5)), 1)
+    pref = upper + np.tril(1 - upper.T, -1) + 0.5 * np.eye(5)               # M + Mᵀ = 1
+    mu, ref = rng.dirichlet(np.ones(5)), rng.dirichlet(np.ones(5))
+    prob = tb.Problem(tb.FlatSpace(5), torch.tensor(np.log(ref)[None]), preference=torch.tensor(pref[None]),
+                      pair_dist=torch.tensor(np.outer(mu, mu)[None]))
+    off = 1 - np.eye(5)
+    n_w = (mu[:, None] * mu[None, :] * pref * off).sum(1)
+    n_l = (mu[:, None] * mu[None, :] * pref * off).sum(0)
+    p = pref @ mu
+    np.testing.assert_allclose(n_w / n_l, (p - mu / 2) / (1 - p - mu / 2), rtol=1e-13)
+
+    def normalised(ratio):
+        logits = np.log(ref) + np.log(ratio) / beta
+        return np.exp(logits - np.logaddexp.reduce(logits))
+
+    got = tb.losses.make("bco", beta=beta, delta="free").target(prob).exp()[0].numpy()
+    np.testing.assert_allclose(got, normalised((p - mu / 2) / (1 - p - mu / 2)), rtol=1e-12)
+    assert tv(got, normalised(p / (1 - p))) > 1e-3
+
+
 @pytest.mark.slow
 def test_solve_fixed_point_reaches_bco_free_target():
     """``tb.solve`` iterating the profiled δ (fixed point) lands on the closed form (slow: tens of rounds)."""

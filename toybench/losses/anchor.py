@@ -294,9 +294,12 @@ class BCO(Loss):
       ``update_state`` and ``population_state`` alike, so training follows the gradient of
       min_δ L (envelope theorem) and ``tb.solve``'s fixed point is the joint minimiser
       (convention chosen here: neither TRL nor the paper offers it). With one prompt every
-      t_y = βg_y − δ is free, so π ∝ π_ref·(n_w/n_l)^{1/β} (μ⊗μ: π_ref·[p(y≻μ)/(1 − p(y≻μ))]^{1/β})
-      [derived, TV 4e-8]: ``target`` returns it (None with several prompts, where one shared δ
-      cannot absorb every prompt's normaliser, or when some response has n_w = 0 or n_l = 0).
+      t_y = βg_y − δ is free, so π ∝ π_ref·(n_w/n_l)^{1/β}, n_w(y) and n_l(y) the record weight
+      with y chosen and rejected [derived]: ``target`` returns it (None with several prompts, where
+      one shared δ cannot absorb every prompt's normaliser, or when some response has n_w = 0 or
+      n_l = 0). For a product law μ⊗μ a pair is two distinct responses (self-pairs dropped), so
+      n_w/n_l = (p − μ_y/2)/(1 − p − μ_y/2) with p = p(y ≻ μ) = Σ_b μ_b·p(y ≻ b) (p(y ≻ y) = ½),
+      not p/(1 − p).
 
     The unpaired BCOTrainer's UDM density-ratio weights (clamped to [0.5, 10]) are not included.
     Defaults: β 0.1, δ running. Source: Jung et al., arXiv 2404.04656; TRL DPOTrainer ``bco_pair``
