@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
 from .._numerics import softplus
@@ -479,7 +478,7 @@ class DPOP(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta, lam = self.hp("beta", chosen), self.hp("lam", chosen)
         slope = beta * torch.sigmoid(-beta * (chosen - rejected - lam * torch.relu(-chosen)))
-        return -slope * (1 + lam * (chosen < 0)), slope
+        return -slope * (1 + lam * (chosen < 0).to(chosen.dtype)), slope
 
 
 # ------------------------------------------------------------------------------ Minor-DPO
@@ -507,14 +506,14 @@ class MinorDPO(Loss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        return F.softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
+        return softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−β(g_w − max(0, g_l))): ∂L/∂g_w = −s, ∂L/∂g_l = s·1[g_l > 0] (relu′(0) = 0)."""
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
         slope = beta * torch.sigmoid(-beta * (chosen - torch.relu(rejected)))
-        return -slope, slope * (rejected > 0)
+        return -slope, slope * (rejected > 0).to(rejected.dtype)
 
 
 # ------------------------------------------------------------------------------ RPO
@@ -557,7 +556,7 @@ class RPO(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         nll = -chosen_logp / inputs["chosen_len"] if self.variant == "pang" else -chosen_logp
-        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("alpha", chosen) * nll
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("alpha", chosen) * nll
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)): ∂L/∂ℓ_w = −s − α/|y_w| (``"pang"``; −s − α otherwise), ∂L/∂ℓ_l = s."""
@@ -617,7 +616,7 @@ class SPO(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         drop = -chosen / inputs["chosen_len"] if self.reading == "vf" else -chosen
-        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)) and d = ∂drop/∂g_w (−1/|y_w| for ``"vf"``, −1 for ``"hinge"``):
@@ -626,7 +625,7 @@ class SPO(Loss):
         beta = self.hp("beta", chosen)
         slope = beta * torch.sigmoid(-beta * (chosen - rejected))
         drop_slope = -1 / inputs["chosen_len"] if self.reading == "vf" else -1.0
-        return -slope + self.hp("lam", chosen) * drop_slope * (chosen < 0), slope
+        return -slope + self.hp("lam", chosen) * drop_slope * (chosen < 0).to(chosen.dtype), slope
 
 
 # ------------------------------------------------------------------------------ FlexDPO
@@ -664,7 +663,7 @@ class FlexDPO(Loss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        return F.softplus(-(self.hp("beta_plus", chosen) * chosen - self.hp("beta_minus", chosen) * rejected))
+        return softplus(-(self.hp("beta_plus", chosen) * chosen - self.hp("beta_minus", chosen) * rejected))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With z = β⁺g_w − β⁻g_l: ∂L/∂g_w = −β⁺·σ(−z), ∂L/∂g_l = β⁻·σ(−z)."""
