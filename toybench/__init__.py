@@ -7,11 +7,11 @@ from . import claims, compare, losses, metrics, optima
 from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem
-from .solve import NoFiniteMinimum, Solution, solve
+from .solve import NoFiniteMinimum, Solution, SolveFailed, solve
 from .spaces import FlatSpace
 from .train import History, train
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum",
+__all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum", "SolveFailed",
            "Tabular", "train", "History", "losses", "optima", "claims", "metrics", "compare"]
