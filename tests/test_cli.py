@@ -56,7 +56,7 @@ def test_compare_json_matches_closed_forms(capsys, tmp_path):
     assert dpo["tv_to_pistar"] < 1e-8 and dpo["kl_to_pistar"] < 1e-12
     assert dpo["expected_reward"] == pytest.approx(float(pistar @ E1_REWARD), rel=1e-9)
     assert dpo["entropy"] == pytest.approx(float(-(pistar * np.log(pistar)).sum()), rel=1e-9)
-    # hinge on E1: G = (0, 1, 2, 3)/β (reference §2.5)
+    # hinge on E1: G = (0, 1, 2, 3)/β (docs/losses.md)
     hinge_logits = np.log(E1_REF) + np.arange(4.0)
     hinge_pi = np.exp(hinge_logits - np.logaddexp.reduce(hinge_logits))
     assert hinge["mass_on_best"] == pytest.approx(hinge_pi[3], rel=1e-7)

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
 
 def _problem_options(parser):
     parser.add_argument("--problem", choices=["e1", "random"], default="e1",
-                        help="e1: the reference instance (Y=4, r=(0,.5,1.5,3)); random: Problem.random")
+                        help="e1: the worked instance E1 (Y=4, r=(0,.5,1.5,3)); random: Problem.random")
     parser.add_argument("--responses", type=int, default=6, help="Y for --problem random")
     parser.add_argument("--prompts", type=int, default=1, help="P for --problem random")
     parser.add_argument("--seed", type=int, default=0)
