@@ -463,10 +463,16 @@ class DPOP(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = True
+    kink = ("chosen", -1)
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.lam, "lam", low=0.0, allowed="lam >= 0 (weight of the chosen-drop penalty)")
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
+        """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected - self.hp("lam", chosen) * slack))
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
@@ -503,10 +509,16 @@ class MinorDPO(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = False
+    kink = ("rejected", 1)
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         return softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
+        """The loss with max(0, g_l) replaced by ``slack`` (nondecreasing in it)."""
+        chosen = chosen_logp - ref_chosen_logp
+        return F.softplus(-self.hp("beta", chosen) * (chosen - slack))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−β(g_w − max(0, g_l))): ∂L/∂g_w = −s, ∂L/∂g_l = s·1[g_l > 0] (relu′(0) = 0)."""
@@ -613,10 +625,18 @@ class SPO(Loss):
         check_range(self.lam, "lam", low=0.0, allowed="lam >= 0 (penalty weight λ)")
         _check_string_choice(self.reading, "reading", SPO_READINGS)
 
+    kink = ("chosen", -1)
+
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         drop = -chosen / inputs["chosen_len"] if self.reading == "vf" else -chosen
         return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack, **inputs):
+        """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        penalty = slack / inputs["chosen_len"] if self.reading == "vf" else slack
+        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * penalty
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)) and d = ∂drop/∂g_w (−1/|y_w| for ``"vf"``, −1 for ``"hinge"``):
