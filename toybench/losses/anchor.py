@@ -472,7 +472,7 @@ class DPOP(Loss):
     def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
         """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected - self.hp("lam", chosen) * slack))
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected - self.hp("lam", chosen) * slack))
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
@@ -518,7 +518,7 @@ class MinorDPO(Loss):
     def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
         """The loss with max(0, g_l) replaced by ``slack`` (nondecreasing in it)."""
         chosen = chosen_logp - ref_chosen_logp
-        return F.softplus(-self.hp("beta", chosen) * (chosen - slack))
+        return softplus(-self.hp("beta", chosen) * (chosen - slack))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−β(g_w − max(0, g_l))): ∂L/∂g_w = −s, ∂L/∂g_l = s·1[g_l > 0] (relu′(0) = 0)."""
@@ -636,7 +636,7 @@ class SPO(Loss):
         """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         penalty = slack / inputs["chosen_len"] if self.reading == "vf" else slack
-        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * penalty
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * penalty
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)) and d = ∂drop/∂g_w (−1/|y_w| for ``"vf"``, −1 for ``"hinge"``):
