@@ -3,7 +3,7 @@
 Response spaces are finite, policies tabular, so every partition function, population loss,
 optimum and KL is an exact sum. See README.md and docs/ for the concepts.
 """
-from . import claims, compare, losses, metrics, optima
+from . import claims, compare, losses, metrics, optima, procedures, rankings
 from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem
@@ -14,4 +14,5 @@ from .train import History, train
 __version__ = "0.1.0"
 
 __all__ = ["FlatSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution", "NoFiniteMinimum",
-           "Tabular", "train", "History", "losses", "optima", "claims", "metrics", "compare"]
+           "Tabular", "train", "History", "losses", "optima", "claims", "metrics", "compare",
+           "procedures", "rankings"]
