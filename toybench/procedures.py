@@ -28,8 +28,12 @@ import torch
 
 from ._checks import check_choice, check_positive, check_probability_rate, hyper_values
 from .problem import Problem
+from .train import _recycle_large_blocks
 
 ONLINE_LOSSES = ("dpo", "ipo")
+RUN_BLOCK = 64
+"""Runs per block for the ``[B, P, Y, Y]`` pair-grid procedures, so temporaries stay in cache (B = 256,
+P = 8, Y = 16 on 2 cores: blocks of 64 run 3.5× faster than one block of 256)."""
 REFERENCES = ("previous", "initial")
 
 
@@ -82,6 +86,15 @@ def _run_axis(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A scalar or ``[B]`` hyperparameter as ``[]`` or ``[B, 1, 1]`` on ``like``'s device."""
     value = value.to(like.device)
     return value if value.ndim == 0 else value[:, None, None]
+
+
+def _blocks(runs: int) -> list[slice]:
+    return [slice(start, min(start + RUN_BLOCK, runs)) for start in range(0, runs, RUN_BLOCK)]
+
+
+def _cut(value: torch.Tensor, block: slice) -> torch.Tensor:
+    """One block of a scalar or ``[B]`` hyperparameter."""
+    return value[block] if value.ndim else value
 
 
 def _every(value, iterations: int) -> int:
@@ -195,7 +208,14 @@ def online_dpo(prob: Problem, beta, iterations: int, lr=1.0, loss: str = "dpo", 
     check_positive(lr, "lr")
     check_probability_rate(noise, "noise")
     beta_value, lr_value = hyper_values(beta, "beta"), hyper_values(lr, "lr")
-    logits = _start(prob, init, runs, beta_value, lr_value, hyper_values(noise, "noise"))
+    noise_value = hyper_values(noise, "noise")
+    logits = _start(prob, init, runs, beta_value, lr_value, noise_value)
+    _recycle_large_blocks()
+    if logits.shape[0] > RUN_BLOCK:
+        parts = [online_dpo(prob, _cut(beta_value, block), iterations, _cut(lr_value, block), loss,
+                            _cut(noise_value, block), logits[block], record_every=record_every)
+                 for block in _blocks(logits.shape[0])]
+        return Trajectory(torch.cat([part.logp for part in parts], 1), parts[0].steps)
     slope, lr_b = _margin_slope(loss, _run_axis(beta_value, logits)), _run_axis(lr_value, logits)
     ref = prob.ref_logp.to(logits.device)
     record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations))
@@ -222,10 +242,18 @@ def ofs_dpo(prob: Problem, beta, iterations: int, lr=1.0, slow_ratio=0.1, lam=1.
     lam_value = hyper_values(lam, "lam")
     if (lam_value < 0).any():
         raise ValueError(f"lam must be >= 0, got {lam!r}")
-    fast = _start(prob, init, runs, beta_value, lr_value, lam_value, hyper_values(slow_ratio, "slow_ratio"))
+    ratio_value = hyper_values(slow_ratio, "slow_ratio")
+    fast = _start(prob, init, runs, beta_value, lr_value, lam_value, ratio_value)
+    _recycle_large_blocks()
+    if fast.shape[0] > RUN_BLOCK:
+        parts = [ofs_dpo(prob, _cut(beta_value, block), iterations, _cut(lr_value, block), _cut(ratio_value, block),
+                         _cut(lam_value, block), fast[block], record_every=record_every)
+                 for block in _blocks(fast.shape[0])]
+        return Trajectory(torch.cat([part.logp for part in parts], 1), parts[0].steps,
+                          slow=torch.cat([part.slow for part in parts], 1))
     slow = fast.clone()
     beta_b, lr_b = _run_axis(beta_value, fast), _run_axis(lr_value, fast)
-    slow_lr, lam_b = lr_b * _run_axis(hyper_values(slow_ratio, "slow_ratio"), fast), _run_axis(lam_value, fast)
+    slow_lr, lam_b = lr_b * _run_axis(ratio_value, fast), _run_axis(lam_value, fast)
     records = _fixed_records(prob).to(fast.device).expand(fast.shape[0], -1, -1, -1)
     ref = prob.ref_logp.to(fast.device)
     dpo_slope = _margin_slope("dpo", beta_b)
