@@ -18,6 +18,7 @@ from toybench.rankings import (
     policy_pairs,
     rock_paper_scissors,
     sample_lists,
+    sample_policy_pairs,
     smoothed_preference,
     verifier_preference,
 )
@@ -196,3 +197,26 @@ def test_model_pair_law_and_smoothed_preference():
         smoothed_preference(prob, 1.0)
     with pytest.raises(ValueError, match="two \\[P, Y\\]"):
         model_pair_law(strong[0])
+
+
+def test_lists_from_scores():
+    lists = Lists.from_scores(e1(), [0, 0], [[0, 1, 2], [3, 2, 1]], [[0.1, 0.9, 0.5], [0.2, 0.7, 0.7]])
+    assert lists.items.tolist() == [[[1, 2, 0], [2, 1, 3]]]
+    np.testing.assert_array_equal(lists.scores.numpy(), [[[0.9, 0.5, 0.1], [0.7, 0.7, 0.2]]])
+    with pytest.raises(ValueError, match="must match"):
+        Lists.from_scores(e1(), [0], [[0, 1]], [[0.1, 0.2, 0.3]])
+
+
+def test_sample_policy_pairs_frequencies_and_seeds():
+    """Record frequencies match ``policy_pairs``' exact weights (5 binomial standard deviations)."""
+    prob = e1()
+    policy = torch.log_softmax(t64([[[0.0, 1.0, 0.5, -1.0]], [[1.0, 0.0, 0.0, 0.0]]]), -1)
+    n = 20000
+    sampled = sample_policy_pairs(prob, policy, n, seed=3)
+    exact = policy_pairs(prob, policy).record_table()
+    for b in range(2):
+        counts = sampled.record_table()[b]
+        spread = 5 * torch.sqrt(exact[b] * (1 - exact[b]) / n) + 1e-12
+        assert ((counts - exact[b]).abs() <= spread).all()
+    single = sample_policy_pairs(prob, policy[1], 50, seed=4)
+    assert torch.equal(sample_policy_pairs(prob, policy, 50, seed=3).chosen[1], single.chosen[0])
