@@ -3,7 +3,8 @@
 Response spaces are finite, policies tabular, so every partition function, population loss,
 optimum and KL is an exact sum. See README.md and docs/ for the concepts.
 """
-from . import claims, compare, losses, metrics, optima, procedures, rankings
+from . import claims, losses, metrics, optima, procedures, rankings
+from .comparison import compare
 from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem
