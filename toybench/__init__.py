@@ -3,7 +3,7 @@
 Response spaces are finite, policies tabular, so every partition function, population loss,
 optimum and KL is an exact sum. See README.md and docs/ for the concepts.
 """
-from . import claims, losses, metrics, optima
+from . import claims, losses, metrics, optima, procedures, rankings
 from .autoregressive import AutoregressiveTabular
 from .comparison import compare
 from .fit_best import FitResult, fit_best
@@ -20,4 +20,5 @@ __version__ = "0.1.0"
 
 __all__ = ["FlatSpace", "SequenceSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution",
            "NoFiniteMinimum", "SolveFailed", "Tabular", "AutoregressiveTabular", "LogLinear", "MLP", "TinyTransformer",
-           "fit_best", "FitResult", "train", "History", "losses", "optima", "claims", "metrics", "compare"]
+           "fit_best", "FitResult", "train", "History", "losses", "optima", "claims", "metrics", "compare",
+           "procedures", "rankings"]
