@@ -2,7 +2,8 @@
 
 ``Problem`` holds, for P prompts and Y responses (all float64, no run axis):
 
-- ``ref_logp``        ``[P, Y]``  log π_ref(y|x), full support, rows normalised;
+- ``ref_logp``        ``[P, Y]``  log π_ref(y|x), full support, rows normalised (or give the
+  probabilities as ``ref_probs=`` / ``Problem.from_probs``: they are stored as their log);
 - ``reward``          ``[P, Y]``  Bradley–Terry reward r(x, y), or None; over a ``SequenceSpace`` it may
   be given per (prefix, token), ``[P, N, A]``: then ``token_reward`` keeps that table and ``reward``
   is its sum along each string (zero required on actions the tree does not allow);
@@ -12,7 +13,7 @@
   ``"uniform"``, ``"did"`` (the DID record law, arXiv 2505.23761) or a ``[P, Y, Y]`` table.
 
 ``pair_weights()`` gives w_ab = μ̃(a,b) + μ̃(b,a) for distinct a ≠ b, where μ̃ is μ with its
-diagonal removed and renormalised per prompt (DESIGN.md, Contract 2).
+diagonal removed and renormalised per prompt (docs/conventions.md, pair law).
 """
 from __future__ import annotations
 
@@ -35,24 +36,31 @@ class Problem:
     """A preference problem; see the module docstring for the fields and their shapes."""
 
     space: FlatSpace | SequenceSpace
-    ref_logp: torch.Tensor
+    ref_logp: torch.Tensor | None = None
     reward: torch.Tensor | None = None
     preference: torch.Tensor | None = None
     prompt_weights: torch.Tensor | None = None
     pair_dist: str | torch.Tensor = "ref"
     token_reward: torch.Tensor | None = None
+    ref_probs: dataclasses.InitVar[torch.Tensor | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, ref_probs=None):
         set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         Y = self.space.size
-        ref = _float64(self.ref_logp, "ref_logp")
+        if (self.ref_logp is None) == (ref_probs is None):
+            raise ValueError("give exactly one of ref_logp= (log π_ref, [P, Y]) or ref_probs= (π_ref, [P, Y])")
+        ref = _float64(self.ref_logp, "ref_logp") if ref_probs is None else _log_of_probs(ref_probs)
         if ref.ndim != 2 or ref.shape[1] != Y:
             raise ValueError(f"ref_logp must have shape [P, {Y}] (prompts, responses), got {tuple(ref.shape)}")
         if not torch.isfinite(ref).all():
             raise ValueError("ref_logp must be finite: π_ref needs full support (no -inf, NaN)")
         row_error = torch.logsumexp(ref, dim=-1).abs().max().item()
         if row_error > NORMALISATION_TOL:
-            raise ValueError(f"ref_logp rows must normalise (logsumexp = 0); the worst row is off by {row_error:.3g}")
+            hint = ""
+            if (ref >= 0).all() and (ref.sum(-1) - 1).abs().max().item() <= NORMALISATION_TOL:
+                hint = "; these look like probabilities: pass ref_probs= or take .log()"
+            raise ValueError(f"ref_logp rows must normalise (logsumexp = 0); the worst row is off by "
+                             f"{row_error:.3g}{hint}")
         set_field("ref_logp", ref)
         P = ref.shape[0]
 
@@ -142,6 +150,12 @@ class Problem:
         mu = self.pair_law()
         return mu + mu.transpose(-1, -2)
 
+    @classmethod
+    def from_probs(cls, space: FlatSpace, ref_probs, **fields) -> Problem:
+        """A Problem from π_ref's probabilities ``[P, Y]`` (rows summing to one, full support)
+        instead of its log-probabilities; ``fields`` as for ``Problem``."""
+        return cls(space, ref_probs=ref_probs, **fields)
+
     def replace(self, **changes) -> Problem:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -214,6 +228,17 @@ def _token_level_reward(prob: Problem, set_field) -> None:
 def did_rejected_logp(prob: Problem) -> torch.Tensor:
     """log π_l ``[P, Y]`` with π_l ∝ π_ref·e^{-r}: DID's optimal rejected sampler (arXiv 2505.23761)."""
     return torch.log_softmax(prob.ref_logp - prob.reward, dim=-1)
+
+
+def _log_of_probs(ref_probs) -> torch.Tensor:
+    """log π_ref from probabilities: non-negative, full support, rows summing to one."""
+    probs = _float64(ref_probs, "ref_probs")
+    if not torch.isfinite(probs).all() or (probs <= 0).any():
+        raise ValueError("ref_probs must be finite and positive: π_ref needs full support (no zeros)")
+    row_error = (probs.sum(-1) - 1).abs().max().item()
+    if row_error > NORMALISATION_TOL:
+        raise ValueError(f"ref_probs rows must sum to one; the worst row is off by {row_error:.3g}")
+    return probs.log()
 
 
 def _float64(value, name: str) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""f-divergence losses (reference §2.2): ``fdpo``, ``fpo``, ``exo``.
+"""f-divergence losses (docs/losses.md): ``fdpo``, ``fpo``, ``exo``.
 
 Two different uses of an f-divergence. In **f-DPO** it is the regulariser D_f(π ‖ π_ref) and
 reverse KL gives DPO. In **f-PO / EXO** it matches the model's distribution q over a list of
@@ -90,7 +90,7 @@ class FDPO(Loss):
 
     ``alpha`` is the paper's α (α → 0 reverse KL, α → 1 forward KL) and is read only by
     ``divergence="alpha"``. TRL ≥ v0.29 (``f_alpha_divergence_coef`` a, score e^{(a−1)g}/(a−1))
-    uses a = 1 − α; TRL v0.28 used a = α. A logit link on S (reference G1): the minimiser is the
+    uses a = 1 − α; TRL v0.28 used a = α. A logit link on S (G1 in docs/losses.md): the minimiser is the
     f-regularised optimum π_ref·(f′)⁻¹((r − λ)/β) (``toybench.optima.fdiv.fdpo_target``), for any
     connected pair law, and differs from π*_β except for reverse KL. Defaults: β 0.1, reverse_kl
     (TRL's defaults), α 0.5 (TRL's self-dual default). Source: Wang, Jiang, Yang, Liu, Chen,

@@ -1,4 +1,4 @@
-"""Self-play and iterative losses: ``sppo``, ``ddo``, ``disco`` (reference §2.9).
+"""Self-play and iterative losses: ``sppo``, ``ddo``, ``disco`` (docs/losses.md).
 
 Symbols: g = ℓ − ℓ_ref, where the "reference" passed to the loss is whatever the method compares
 against in the current round (SPPO: the previous iterate π_t; DDO: p_ref, the previous round's

@@ -14,7 +14,7 @@ def nash(prob, beta, damping: float = 0.5, tol: float = 1e-16, max_iter: int = 1
     π ← (1 − a)·π + a·softmax(log π_ref + M·π/β), a = ``damping``, from π_ref, until the largest
     change is ≤ ``tol`` or stops shrinking at float64 rounding. The undamped map need not contract
     for small τ: lower ``damping`` then (ValueError when ``max_iter`` is reached first).
-    Source: reference §2.9 (c) [derived]; Munos et al. (Nash-MD) [unverified]."""
+    Source: derived here; Munos et al. (Nash-MD) [unverified]."""
     check_positive(beta, "beta")
     check_range(damping, "damping", low=0.0, high=1.0, low_open=True, allowed="0 < damping <= 1")
     pref, ref_logp = prob.preference_matrix(), prob.ref_logp
