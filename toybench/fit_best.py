@@ -37,28 +37,37 @@ class FitResult:
     policy: object
 
 
-def _flat_grad(value, params) -> torch.Tensor:
+def _value_and_grad(policy, loss, pairs, params):
+    value = objective(loss, policy.logp(), pairs).sum()
     grads = torch.autograd.grad(value, params, allow_unused=True, materialize_grads=True)
-    return torch.cat([g.reshape(-1) for g in grads])
+    return value.item(), torch.cat([g.reshape(-1) for g in grads])
 
 
 def fit_one(policy, loss, pairs, max_iter: int = 2000) -> tuple[float, float]:
-    """Minimise the objective over ``policy``'s parameters in place (L-BFGS, strong Wolfe line search);
-    returns (value, gradient norm) at the end."""
+    """Minimise the objective over ``policy``'s parameters in place (SciPy's L-BFGS-B, float64 gradients
+    by autograd); returns (value, gradient norm) at the end."""
+    from scipy.optimize import minimize
+
     params = policy.parameters()
-    optimiser = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, history_size=50,
-                                  tolerance_grad=1e-13, tolerance_change=1e-16, line_search_fn="strong_wolfe")
+    sizes = [p.numel() for p in params]
 
-    def closure():
-        optimiser.zero_grad()
-        value = objective(loss, policy.logp(), pairs).sum()
-        value.backward()
-        return value
+    def load(x):
+        with torch.no_grad():
+            for param, chunk in zip(params, torch.split(torch.from_numpy(x), sizes), strict=True):
+                param.copy_(chunk.reshape(param.shape))
 
-    for _ in range(4):          # L-BFGS stops on its tolerances; a restart of its memory sometimes helps
-        optimiser.step(closure)
-    value = objective(loss, policy.logp(), pairs).sum()
-    return value.item(), _flat_grad(value, params).norm().item()
+    def fun(x):
+        load(x)
+        value, grad = _value_and_grad(policy, loss, pairs, params)
+        return value, grad.numpy()
+
+    x = torch.cat([p.detach().reshape(-1) for p in params]).to(torch.float64).numpy()
+    for _ in range(3):        # L-BFGS stops on its tolerances; a fresh memory sometimes gets further
+        x = minimize(fun, x, jac=True, method="L-BFGS-B",
+                     options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 1e-16, "maxcor": 50}).x
+    load(x)
+    value, grad = _value_and_grad(policy, loss, pairs, params)
+    return value, grad.norm().item()
 
 
 def fit_best(policy, loss, pairs, starts: int = 4, seed: int = 0, tol: float = GRAD_TOL,

@@ -41,8 +41,8 @@ class Problem:
     preference: torch.Tensor | None = None
     prompt_weights: torch.Tensor | None = None
     pair_dist: str | torch.Tensor = "ref"
-    ref_probs: dataclasses.InitVar[torch.Tensor | None] = None
     token_reward: torch.Tensor | None = None
+    ref_probs: dataclasses.InitVar[torch.Tensor | None] = None
 
     def __post_init__(self, ref_probs=None):
         set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731

@@ -1,5 +1,6 @@
 """Claims on sequence spaces: the token-level (soft-Bellman) form of the reverse-KL optimum and the
-token-level losses (``ld_dpo``, ``autoregressive_dpo``, ``token_dpo``, ``d3po``).
+token-level losses (``ld_dpo``, ``autoregressive_dpo``, ``token_dpo``, ``d3po``), and likelihood
+displacement (tabular vs shared parameters, squeezing).
 
 Distances are total variation (``tv``, prompt-averaged) or maxima of |log π − log π'|, in float64;
 "certified best" is ``tb.fit_best`` over ``AutoregressiveTabular`` (gradient norm ≤ 1e-8).
@@ -11,14 +12,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import losses, optima
+from .. import displacement, losses, optima
 from ..autoregressive import AutoregressiveTabular
 from ..fit_best import fit_best
 from ..objective import call_loss, record_inputs
-from ..pairs import population
+from ..pairs import Pairs, population
+from ..policies import Tabular
 from ..problem import Problem
 from ..solve import solve
-from ..spaces import SequenceSpace
+from ..spaces import FlatSpace, SequenceSpace
 from .core import tv
 from .registry import claim
 
@@ -202,3 +204,56 @@ def d3po_equal_lengths() -> float:
     prob = depth2_tree()
     return tv(class_best(prob, losses.make("d3po", beta=1.0)),
               class_best(prob, losses.make("autoregressive_dpo", beta=1.0)))
+
+
+# ------------------------------------------------------------------------------ likelihood displacement
+@claim("displacement.tabular_never_lowers_chosen",
+       citation="Razin et al., arXiv 2410.08847 (displacement needs shared parameters); derived: with a free logit "
+                "per response one DPO record moves the logits along e_w − e_l, which raises log π(w) at any step size",
+       assumptions="Tabular policy, 5 responses, 3 prompts with random π_ref, one record per prompt, DPO β = 1, "
+                   "float64; SGD lr ∈ {0.1, 1, 10} and Adam lr 0.1, 200 full-batch steps each",
+       tolerance=-1e-12, comparison=">=")
+def tabular_never_lowers_chosen() -> float:
+    """On a tabular policy DPO raises the chosen response's log-prob at every step (min per-step change)."""
+    prob = Problem.random(FlatSpace(5), prompts=3, seed=6)
+    pairs = Pairs.from_records(prob, [(0, 1, 3), (1, 4, 0), (2, 2, 1)])
+    worst = math.inf
+    for optimizer, lr in (("sgd", 0.1), ("sgd", 1.0), ("sgd", 10.0), ("adam", 0.1)):
+        policy = Tabular(prob, dtype=torch.float64)
+        snapshots, _ = displacement.trajectory(policy, losses.make("dpo", beta=1.0), pairs, 200, lr, optimizer)
+        chosen = snapshots[:, 0, pairs.prompt[0], pairs.chosen[0]]                 # [S, records]
+        worst = min(worst, (chosen[1:] - chosen[:-1]).min().item())
+    return worst
+
+
+@claim("displacement.shared_parameters_lower_chosen",
+       citation="Razin et al., arXiv 2410.08847, Thm. 2 (d/dt ln π(z) ∝ ⟨W_z, W_{y+} − W_{y−}⟩ + const)",
+       assumptions="LogLinear: fixed unembeddings φ_w = (1, 0.1), φ_l = (1, −0.1), φ_z = (0, 1), trainable hidden "
+                   "h = 0, base log(0.6, 0.3, 0.1) = log π_ref; one record w ≻ l; DPO β = 1, SGD lr 0.1, 500 steps",
+       tolerance=0.1, comparison=">=")
+def shared_parameters_lower_chosen() -> float:
+    """With shared parameters DPO lowers the chosen response's probability (measured drop π_0(w) − π_500(w))."""
+    policy, loss, pairs = displacement.razin_construction()
+    snapshots, _ = displacement.trajectory(policy, loss, pairs, 500, lr=0.1)
+    return (snapshots[0, 0, 0, 0].exp() - snapshots[-1, 0, 0, 0].exp()).item()
+
+
+@claim("displacement.autoregressive_squeezing",
+       citation="Ren & Sutherland, arXiv 2407.10490 (squeezing: a negative gradient raises the most likely other "
+                "label); derived: at a context only the rejected string visits, DPO acts as a pure negative push",
+       assumptions="AutoregressiveTabular on SequenceSpace(3, 2), random π_ref, one record ab ≻ cb, DPO β = 1, "
+                   "SGD lr 0.5, 50 steps, float64; context 'c', token b pushed down",
+       tolerance=0.0, comparison=">=")
+def autoregressive_squeezing() -> float:
+    """At a context only the rejected string visits, the most likely token other than the pushed one gains
+    at every step (min per-step gain)."""
+    space = SequenceSpace(3, 2)
+    prob = Problem.random(space, seed=2)
+    pairs = Pairs.from_records(prob, [(0, space.index([0, 1]), space.index([2, 1]))])
+    policy = AutoregressiveTabular(prob, dtype=torch.float64)
+    snapshots, _ = displacement.trajectory(policy, losses.make("dpo", beta=1.0), pairs, 50, lr=0.5)
+    context = int(space.child[0, 2])
+    others = space.token_logp(snapshots[:, 0, 0])[:, context].exp()              # [S, A]
+    others[:, 1] = -1.0                                                          # the pushed token b
+    top = others[:-1].argmax(-1)
+    return (others[1:].gather(1, top[:, None]) - others[:-1].gather(1, top[:, None])).min().item()
