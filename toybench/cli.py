@@ -8,6 +8,8 @@ import sys
 
 import torch
 
+from .sweep.cli import register as register_sweep_commands
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="toybench", description=__doc__)
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--csv", default=None, metavar="PATH", help="also write the table as CSV")
     compare.set_defaults(run=_compare)
+    register_sweep_commands(commands)
 
     args = parser.parse_args(argv)
     try:
