@@ -367,3 +367,15 @@ def test_per_run_noise_on_the_population_grid_trains_every_run():
         tb.train(alone, tb.losses.make("nca", beta=0.5), tb.population(prob, rate), steps=5, log_every=5)
         # float32 rounding of five Adam steps on logits of order 1
         torch.testing.assert_close(together.logits[b], alone.logits[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [(["--backend", "ray", "--shard", "1/2"], "do not mix"),
+                                            (["--workers", "2"], "--backend ray only"),
+                                            (["--dtype", "float16"], "invalid choice")])
+def test_cli_option_conflicts(tmp_path, capsys, extra, message):
+    try:
+        status = main(["sweep", str(write(tmp_path)), "--out", str(tmp_path / "o"), *extra])
+    except SystemExit as exit_:       # argparse rejects a bad choice itself
+        status = exit_.code
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

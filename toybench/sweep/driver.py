@@ -92,10 +92,10 @@ def _show(values: list) -> str:
 
 def run_sweep(spec, out, *, shard_of: tuple[int, int] | str | None = None, device: str = "auto",
               dtype: str = "float32", max_memory: int = DEFAULT_MAX_MEMORY, progress: bool | None = None,
-              log=print) -> dict:
+              log=print, consolidate: bool = True) -> dict:
     """Run ``spec`` (a path or TOML text) into ``out``: plan (and check) every run first, skip runs
     already in ``out``, train each remaining chunk of this shard as one program, write it, and
-    consolidate the tables. Returns counts: ``runs`` (planned in this shard), ``skipped``, ``trained``,
+    consolidate the tables (``consolidate=False``: leave that to whoever merges). Returns counts: ``runs`` (planned in this shard), ``skipped``, ``trained``,
     ``chunk_size`` (largest chunk), ``seconds``."""
     import time
     spec_obj, text = read(spec)
@@ -120,13 +120,13 @@ def run_sweep(spec, out, *, shard_of: tuple[int, int] | str | None = None, devic
         store.write_chunk(out, chunk.id, runs, history)
         trained += len(chunk.runs)
         if bar is not None:
+            bar.set_postfix_str(f"runs {skipped + trained}/{planned}", refresh=False)
             bar.update(chunk.run_steps)
-            bar.set_postfix_str(f"runs {skipped + trained}/{planned}")
     if bar is not None:
         bar.close()
-    written = store.consolidate(out)
+    written = store.consolidate(out) if consolidate else []
     seconds = time.perf_counter() - start
-    log(f"sweep: trained {trained} runs in {seconds:.1f} s; tables: {', '.join(str(p) for p in written)}")
+    log(f"sweep: trained {trained} runs in {seconds:.1f} s; tables: {', '.join(str(p) for p in written) or 'not yet'}")
     return {"runs": planned, "skipped": skipped, "trained": trained, "chunk_size": size, "seconds": seconds}
 
 
