@@ -1,4 +1,4 @@
-"""The ``sweep`` and ``plot`` subcommands, registered on the ``toybench`` parser by
+"""The ``sweep``, ``plot`` and ``bench`` subcommands, registered on the ``toybench`` parser by
 ``register(subparsers)``. Each handler returns an exit status; bad input raises ValueError (the
 main parser prints it and exits 2)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from .plan import DEFAULT_MAX_MEMORY
 
 
 def register(commands) -> None:
-    """Add ``sweep`` and ``plot`` to an argparse subparsers object."""
+    """Add ``sweep``, ``plot`` and ``bench`` to an argparse subparsers object."""
     sweep = commands.add_parser(
         "sweep", help="run a TOML sweep spec (or: sweep merge OUT SHARD_DIR...)",
         description="toybench sweep SPEC.toml --out DIR | toybench sweep --template | "
@@ -35,6 +35,11 @@ def register(commands) -> None:
     plot = commands.add_parser("plot", help="standard plots of a sweep directory (PNGs beside the results)")
     plot.add_argument("directory", metavar="DIR")
     plot.set_defaults(run=_plot)
+
+    bench = commands.add_parser("bench", help="training throughput, batching, roofline and scaling on this machine")
+    bench.add_argument("--steps", type=int, default=50, help="training steps per timing")
+    bench.add_argument("--quick", action="store_true", help="small sizes, one trial (a smoke run)")
+    bench.set_defaults(run=_bench)
 
 
 def _sweep(args) -> int:
@@ -81,3 +86,8 @@ def _plot(args) -> int:
     for path in plot_sweep(args.directory):
         print(path)
     return 0
+
+
+def _bench(args) -> int:
+    from .bench import main
+    return main(steps=args.steps, quick=args.quick)
