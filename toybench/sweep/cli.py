@@ -11,10 +11,11 @@ from .plan import DEFAULT_MAX_MEMORY
 
 def register(commands) -> None:
     """Add ``sweep``, ``plot`` and ``bench`` to an argparse subparsers object."""
+    from ..cli._options import HelpFormatter  # the command line's help style ("(default: …)")
     sweep = commands.add_parser(
         "sweep", help="run a TOML sweep spec (or: sweep merge OUT SHARD_DIR...)",
         description="toybench sweep SPEC.toml --out DIR | toybench sweep --template | "
-                    "toybench sweep merge OUT SHARD_DIR [SHARD_DIR ...]")
+                    "toybench sweep merge OUT SHARD_DIR [SHARD_DIR ...]", formatter_class=HelpFormatter)
     sweep.add_argument("target", nargs="*", metavar="SPEC | merge OUT DIR...",
                        help="the spec file; or 'merge' followed by the output and the shard directories")
     sweep.add_argument("--out", default=None, metavar="DIR", help="output directory (resumed when it exists)")
@@ -32,11 +33,13 @@ def register(commands) -> None:
     sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
     sweep.set_defaults(run=_sweep)
 
-    plot = commands.add_parser("plot", help="standard plots of a sweep directory (PNGs beside the results)")
-    plot.add_argument("directory", metavar="DIR")
+    plot = commands.add_parser("plot", help="standard plots of a sweep directory (PNGs beside the results)",
+                               formatter_class=HelpFormatter)
+    plot.add_argument("directory", metavar="DIR", help="a sweep output directory (toybench sweep ... --out DIR)")
     plot.set_defaults(run=_plot)
 
-    bench = commands.add_parser("bench", help="training throughput, batching, roofline and scaling on this machine")
+    bench = commands.add_parser("bench", help="training throughput, batching, roofline and scaling on this machine",
+                                formatter_class=HelpFormatter)
     bench.add_argument("--steps", type=int, default=50, help="training steps per timing")
     bench.add_argument("--quick", action="store_true", help="small sizes, one trial (a smoke run)")
     bench.set_defaults(run=_bench)

@@ -4,8 +4,8 @@ before anything runs.
 Sections and keys (``SCHEMA``; a list is a grid, a single value a one-point grid):
 
 - ``[problem]`` ``family`` ("random": ``Problem.random(FlatSpace(responses), prompts, seed=instance)``;
-  "e1": the reference instance, P=1, Y=4), ``prompts``, ``responses``, ``instance``, ``reward_scale``,
-  ``preference`` ("bt" | "general"), ``pair_dist`` ("ref" | "uniform" | "did"), ``lengths``
+  "e1": the E1 instance, P=1, Y=4, π_ref = (0.4, 0.3, 0.2, 0.1), r = (0, 0.5, 1.5, 3)), ``prompts``,
+  ``responses``, ``instance``, ``reward_scale``, ``preference`` ("bt" | "general"), ``pair_dist`` ("ref" | "uniform" | "did"), ``lengths``
   ("none" | "random": token lengths 1..8 drawn from the instance seed, needed by length-aware losses);
 - ``[policy]`` ``class`` ("tabular"), ``init`` ("ref" | "random": log π_ref plus ``init_scale``·N(0, 1)
   per run, drawn from the run's seed), ``init_scale``;
