@@ -95,6 +95,14 @@ def test_scores_reach_score_gap_losses_and_ddo(capsys):
     assert row["expected_reward"] == pytest.approx(data @ E1_REWARD, rel=1e-6)
 
 
+@pytest.mark.parametrize("candidates", ["uniform", "ref"])
+def test_list_losses_on_plackett_luce_lists(candidates, capsys):
+    """Plackett–Luce list-MLE on PL rankings of every 3-subset learns π*_β (arXiv 2305.18290, App. A.3)."""
+    rows = compare_rows(["plackett_luce", "--list-size", "3", "--candidates", candidates, "--beta", "1"], capsys)
+    assert rows[0]["case"] == "lists" and rows[0]["identified"] is None
+    assert rows[0]["expected_reward"] == pytest.approx(pistar(1.0) @ E1_REWARD, rel=1e-8)
+
+
 def test_cli_defaults_match_the_library():
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     train, compare = subparsers.choices["train"], subparsers.choices["compare"]
