@@ -19,6 +19,7 @@ from . import metrics, optima
 from .losses import Loss, ddo_pairs, fields, make, with_score_gap, with_win_probs
 from .losses.base import LENGTH_INPUTS
 from .losses.fdiv import with_rewards
+from .losses.token import TOKEN_INPUTS
 from .pairs import Pairs, population, sample_pairs
 from .solve import NoFiniteMinimum, Solution, solve
 
@@ -119,7 +120,8 @@ def records(loss: Loss, prob, noise=0.0, *, samples: int | None = None, seeds=(0
     P(y ≻ π_ref) exact under the problem's preference (``with_win_probs``, π_t = π_ref); the BT
     reward of both responses for the list modes of fpo/exo (``with_rewards``). ``ddo`` is unpaired:
     chosen y ~ p_data = softmax(s), rejected y′ ~ π_ref (``ddo_pairs``; there are no labels, so
-    ``noise`` must be 0). Token lengths come from ``prob.space.lengths``."""
+    ``noise`` must be 0). Token lengths come from ``prob.space.lengths`` and the token views of a
+``SequenceSpace`` from the policy table (``toybench.objective``)."""
     if loss.name == "ddo":
         return _ddo_records(prob, noise, samples, seeds, scores)
     if samples is None:
@@ -129,7 +131,7 @@ def records(loss: Loss, prob, noise=0.0, *, samples: int | None = None, seeds=(0
     added = set()
     for name in loss.required_inputs(prob.space):
         source = FIELD_SOURCES.get(name)
-        if name in LENGTH_INPUTS or source in added:
+        if name in LENGTH_INPUTS or name in TOKEN_INPUTS or source in added:   # from the space itself
             continue
         if source is None:
             raise ValueError(f"loss {loss.name!r} needs the per-record input {name!r}, which toybench cannot "
