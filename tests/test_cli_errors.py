@@ -64,3 +64,15 @@ def test_output_paths_are_checked_before_any_work(command, flag, tmp_path, capsy
 
 def _no_work(*args, **kwargs):
     raise AssertionError("work started before the output path was checked")
+
+
+def test_a_bug_is_one_line_with_status_1_and_its_traceback_on_request(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+    monkeypatch.setattr(tb.comparison, "compare", broken)
+    assert main(["compare", "dpo"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: boom second line" in err
+    monkeypatch.setenv("TOYBENCH_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["compare", "dpo"])

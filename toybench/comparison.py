@@ -121,7 +121,7 @@ def records(loss: Loss, prob, noise=0.0, *, samples: int | None = None, seeds=(0
     reward of both responses for the list modes of fpo/exo (``with_rewards``). ``ddo`` is unpaired:
     chosen y ~ p_data = softmax(s), rejected y′ ~ π_ref (``ddo_pairs``; there are no labels, so
     ``noise`` must be 0). Token lengths come from ``prob.space.lengths`` and the token views of a
-``SequenceSpace`` from the policy table (``toybench.objective``)."""
+    ``SequenceSpace`` from the policy table (``toybench.objective``)."""
     if loss.name == "ddo":
         return _ddo_records(prob, noise, samples, seeds, scores)
     if samples is None:
