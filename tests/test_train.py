@@ -267,7 +267,7 @@ def test_adam_full_batch_dpo_reaches_reverse_kl_target_on_e1():
     policy = Tabular(prob)
     train(policy, tb.losses.make("dpo", beta=1.0), tb.population(prob), steps=600, lr=0.1)
     target = reverse_kl_target(E1_REF, E1_REWARD, 1.0)
-    np.testing.assert_allclose(target, E1_PISTAR, atol=1e-6)  # the reference's 6 digits
+    np.testing.assert_allclose(target, E1_PISTAR, atol=1e-6)  # E1's π*_β printed to 6 digits
     tv = 0.5 * np.abs(policy.logp().detach().double().exp().numpy()[0, 0] - target).sum()
     assert tv < 1e-3
 

@@ -1,9 +1,10 @@
 """toybench: exact, enumerable toy problems for DPO-family preference losses.
 
 Response spaces are finite, policies tabular, so every partition function, population loss,
-optimum and KL is an exact sum. See README.md and DESIGN.md for the concepts.
+optimum and KL is an exact sum. See README.md and docs/ for the concepts.
 """
-from . import claims, compare, losses, metrics, optima
+from . import claims, losses, metrics, optima
+from .comparison import compare
 from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem

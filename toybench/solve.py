@@ -1,7 +1,7 @@
 """``solve``: the exact float64 minimiser of a loss's population objective over tabular policies.
 
 For a tabular policy π = softmax(s) the objective F(s) = Σ_records weight·L is prompt-separable;
-``solve`` minimises it per run (DESIGN.md, Contract 6) by one of four routes (``Solution.case``):
+``solve`` minimises it per run (docs/conventions.md, what solve returns) by one of four routes (``Solution.case``):
 
 - ``"convex"``: a convex margin loss (``loss.convex``, family ``logit_link``/``non_proper``).
   When the margin is affine in per-response scores, Δ = S(y_w) − S(y_l) + o_rec with
@@ -31,7 +31,7 @@ SimPO, ...) exactly when a positive-weight record a ≻ b lies on no directed cy
 record graph (a, b in different strong components); rDPO uses its effective weights
 D_eff(a,b) = [(1 − ε)D(a,b) − εD(b,a)]/(1 − 2ε) (its population loss is DPO's on D_eff), and a
 numeric backstop (scaled margins past 1e4, a non-finite objective) catches the rest.
-Evidence: derived (convex analysis of the tabular objective; reference losses.md §0.3, G1–G4).
+Evidence: derived (convex analysis of the tabular objective; families G1–G4 in docs/losses.md).
 """
 from __future__ import annotations
 

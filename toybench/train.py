@@ -14,8 +14,8 @@ times ω, summed into ∂L/∂log π ``[b, P, Y]``, then through the softmax Jac
 of (prompt, chosen, rejected) cells, where inputs are broadcast views and the sums are row and
 column sums (no gathers or scatters; plain margin losses φ(β·Δ) need only φ′ on the grid);
 mini-batches, stateful losses and data sets much smaller than the grid stay a record list. The run
-axis is processed in blocks of ``RUN_BLOCK`` runs so the temporaries stay in cache (DESIGN.md,
-Performance notes). Any other ``Policy`` is differentiated with autograd through ``logp()``.
+axis is processed in blocks of ``RUN_BLOCK`` runs so the temporaries stay in cache (docs/conventions.md,
+speed). Any other ``Policy`` is differentiated with autograd through ``logp()``.
 
 Optimisers (elementwise, so one ``[B, ...]`` tensor is B independent optimisers, and ``lr`` may
 be ``[B]``): ``"adam"`` is torch.optim.Adam's update with its defaults (β₁ 0.9, β₂ 0.999, ε 1e-8,

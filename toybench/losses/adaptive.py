@@ -1,8 +1,8 @@
-"""Adaptive weights and temperatures: ``beta_dpo``, ``madpo``, ``da_dpo`` (reference §2.8).
+"""Adaptive weights and temperatures: ``beta_dpo``, ``madpo``, ``da_dpo`` (docs/losses.md).
 
 Symbols: g = ℓ − ℓ_ref (sequence log-ratio), Δ = g_w − g_l, z = β·Δ, sp(t) = log(1 + e^t).
 ``madpo`` and ``da_dpo`` read a per-record score gap ĥ = s(y_w) − s(y_l) from the ``Pairs`` field
-``score_gap`` (``with_score_gap`` attaches it). Both are G1′ losses (reference §0.3): a
+``score_gap`` (``with_score_gap`` attaches it). Both are G1′ losses (docs/losses.md): a
 direction-dependent weight or a per-pair temperature makes the per-pair targets non-potential, so
 their optimum is a numeric, μ-dependent projection, not π*_β.
 """
@@ -252,7 +252,7 @@ class DADPO(MarginLoss):
     through the Pairs field ``score_gap``). A per-pair temperature (G1′): with p = σ(r_a − r_b)
     each pair's optimum is Δ* = (r_a − r_b)/(βc_ab), not potential differences unless c is
     constant, so the optimum is numeric and μ-dependent; a constant c gives π*_{βc} [derived].
-    Whether a large gap marks easy or hard pairs in the code is unconfirmed (reference §2.8); the
+    Whether a large gap marks easy or hard pairs in the code is unconfirmed (docs/losses.md); the
     optional gap-grouped/curriculum sampler is not modelled. Defaults β 0.1, α_db 1.
     Source: Qiu et al., arXiv 2601.00623 (TMLR); Artanic30/DA-DPO @ dfac1b3 ``llava/train/da_dpo.py``
     (``dpo_loss``: clip_weight = (|Δs| + 1)·db_alpha). Evidence: code."""

@@ -1,4 +1,4 @@
-"""Single-response and anchoring losses (reference §2.7): ``kto``, ``apo_zero``, ``apo_down``,
+"""Single-response and anchoring losses (docs/losses.md): ``kto``, ``apo_zero``, ``apo_down``,
 ``nca``, ``bco``, ``cal_dpo``, ``dpop``, ``minor_dpo``, ``rpo``, ``spo``, ``flex_dpo``.
 
 Symbols: ℓ = summed sequence log-prob (``chosen_logp``), g = ℓ − ℓ_ref the log-ratio (g_w, g_l
@@ -6,7 +6,7 @@ for chosen, rejected), Δ = g_w − g_l, σ the sigmoid, sp(t) = log(1 + e^t) = 
 n_w(y), n_l(y) the rates at which y is chosen / rejected in the records.
 
 Every loss here has a term in one response's g (or ℓ) alone, so normalisation Σπ = 1 binds
-(reference G3): the tabular optimum is numeric, depends on the pair law μ through n_w and n_l
+(G3 in docs/losses.md): the tabular optimum is numeric, depends on the pair law μ through n_w and n_l
 (and on toybench's no-self-pairs convention), is not π*_β, and may sit on the simplex boundary.
 ``target`` is None except for ``bco(delta="free")`` on one prompt. Stateful losses (``kto``,
 ``bco`` with ``delta="running"`` or ``"free"``) follow the protocol of ``base.py``.
@@ -93,7 +93,7 @@ class KTO(Loss):
     const + (λ_U n_l − λ_D n_w)·σ(β(g − z₀)), so every response with λ_U n_l > λ_D n_w is driven
     to π = 0; when one exists (always for λ_D ≤ λ_U unless every n_w = n_l) the data mean of g is
     −∞ at the optimum and the fixed point has z₀ = 0 [derived here]. On E1 KTO = APO-zero:
-    (0, 0, 0.2985, 0.7015) under W_u, TV 0.2355 from π*_β (the reference prints 0.236).
+    (0, 0, 0.2985, 0.7015) under W_u, TV 0.2355 from π*_β (0.236 to three decimals).
     λ_D n_D/(λ_U n_U) ∈ [1, 3/2] per the
     paper's summaries, [1, 4/3] per TRL's docs (uncertain). Defaults β 0.1, λ_D = λ_U = 1.
     Source: Ethayarajh et al., arXiv 2402.01306 (KTO loss, equation number not read); TRL
@@ -284,7 +284,7 @@ class BCO(Loss):
       ``update_state`` does δ ← δ + (m − δ)/(steps + 1) with m the batch's weighted mean (TRL
       starts from count 1e-24, so its first step is m; here the count starts at 0, giving m
       exactly). ``population_state`` is δ = the population mean of βg, the running mean's fixed
-      point under full-batch training; that optimum is numeric and not analysed in the reference;
+      point under full-batch training; that optimum is numeric and not analysed in closed form;
     - a number (or ``[B]`` tensor), e.g. 0: a fixed δ; δ = 0 is TRL v1.9 DPOTrainer ``bco_pair``
       (a TRL convention, so an explicit option). Numeric and μ-dependent: E1 (β = 1, δ = 0)
       TV 0.012 (W_u), 0.193 (W_s) from π*_β [derived];
@@ -448,7 +448,7 @@ class DPOP(Loss):
     With full-coverage soft labels every response is chosen somewhere, so a large λ forces
     g ≥ 0 everywhere and Σπ = 1 then gives **π = π_ref** (E1, β = 1, λ = 50: exactly π_ref, loss
     log 2 per record); λ = 5 stops short of it (E1 W_u: TV 0.0607 from π_ref, the optimum on the
-    kinks g(y₁) = g(y₂) = 0 [derived here; the reference prints 0.062]). λ = 50 is the
+    kinks g(y₁) = g(y₂) = 0 [derived here; 0.062 by a kink-blind search]). λ = 50 is the
     community's value, reportedly the paper's (unconfirmed); 5 appears elsewhere. β default 0.1
     (DPO's): convention chosen here.
     Source: Pal et al., arXiv 2402.13228, Eq. 3 [secondary: blog transcriptions]; no code.

@@ -8,9 +8,9 @@ losses, never reduced, in TRL's argument order::
 
 ``inputs`` are the extra per-record tensors the loss declares in ``needs`` (``chosen_len``,
 ``rejected_len``, or a named ``Pairs`` field). Class attributes describe the loss for
-``toybench list`` and ``tb.solve`` (DESIGN.md, Contract 9):
+``toybench list`` and ``tb.solve`` (docs/conventions.md, loss objects):
 
-- ``citation``: arXiv id and equation; ``evidence``: the reference's labels ([code], [paper], ...);
+- ``citation``: arXiv id and equation; ``evidence``: the evidence labels of docs/losses.md ([code], [paper], ...);
 - ``reconstruction``: True where no read source states the formula in full;
 - ``target_kind``: ``closed`` | ``projection`` | ``numeric`` | ``none``;
 - ``family``: ``logit_link`` (G1: target independent of μ), ``non_proper`` (G2: a μ-dependent

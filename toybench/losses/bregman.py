@@ -6,7 +6,7 @@ R_data = p(y_l ≻ y_w)/p(y_w ≻ y_l) in the Bregman divergence of a strictly c
 record the tractable loss is (Thm. 3) ℓ_h(R) = h′(R)·R − h(R) − h′(1/R), up to a constant.
 Its gradient is G_h(R)·∇R with G_h(R) = R·h″(R) + R⁻²·h″(1/R) > 0 (Prop. 4): h only reweights
 records, and per pair p·ℓ_h(R) + (1 − p)·ℓ_h(1/R) is minimised at R = (1 − p)/p, z = logit p, for
-every h. So every instance is a logit link (reference G1): the population minimiser is
+every h. So every instance is a logit link (G1 in docs/losses.md): the population minimiser is
 π*_β = π_ref·e^{r/β}/Z for any connected pair law (Thm. 2).
 
 The per-record losses are the paper's Table 2 forms, constant-free (convention chosen here;
@@ -14,7 +14,7 @@ Thm. 3's exact form adds +1 for lsif, +1/λ for ba, +1/(sλ(λ+1)) for sba, whic
 and no optimum). **LSIF is the corrected R² − 2R⁻¹**: the available text prints R² − 2R, which is
 minimised at R = 1 whatever the data (claim ``bpo.lsif_as_printed``).
 
-Clipping (paper App. C.2: "R clipped ≥ 0.01"; mechanism unstated, a clamp presumed, reference §4):
+Clipping (paper App. C.2: "R clipped ≥ 0.01"; mechanism unstated, a clamp presumed, derived here):
 ``clip_min``/``clip_max`` clamp R to [c_min, c_max], i.e. z to [−log c_max, −log c_min]; the loss
 is flat (zero gradient) outside. Source: Kim, Bae, Na, Moon, arXiv 2505.19601 v2 (NeurIPS 2025),
 Thm. 2, Thm. 3, Prop. 4, Table 2, App. C Code 1. Evidence: paper, derived.
@@ -189,7 +189,7 @@ class SBA(ClippedRatioLoss):
     π*_β. λ = −½, s = 4 gives exactly e^{−z/2}. Defaults λ = −0.5 (paper's TL;DR and Mistral
     settings), s = 4, β 0.1; λ > −1. Convex for λ ≤ 0 (without ``clip_max``).
     Source: arXiv 2505.19601, Table 2 and App. C Code 1 (the /(4(1+λ)) on both SBA branches,
-    reference §2.1). Evidence: paper, derived."""
+    derived here). Evidence: paper, derived."""
 
     lam: float = -0.5
     s: float = 4.0

@@ -1,4 +1,4 @@
-"""f-divergence losses (reference §2.2): ``fdpo``, ``fpo``, ``exo``.
+"""f-divergence losses (docs/losses.md): ``fdpo``, ``fpo``, ``exo``.
 
 Two different uses of an f-divergence. In **f-DPO** it is the regulariser D_f(π ‖ π_ref) and
 reverse KL gives DPO. In **f-PO / EXO** it matches the model's distribution q over a list of
@@ -91,7 +91,7 @@ class FDPO(Loss):
 
     ``alpha`` is the paper's α (α → 0 reverse KL, α → 1 forward KL) and is read only by
     ``divergence="alpha"``. TRL ≥ v0.29 (``f_alpha_divergence_coef`` a, score e^{(a−1)g}/(a−1))
-    uses a = 1 − α; TRL v0.28 used a = α. A logit link on S (reference G1): the minimiser is the
+    uses a = 1 − α; TRL v0.28 used a = α. A logit link on S (G1 in docs/losses.md): the minimiser is the
     f-regularised optimum π_ref·(f′)⁻¹((r − λ)/β) (``toybench.optima.fdiv.fdpo_target``), for any
     connected pair law, and differs from π*_β except for reverse KL. Defaults: β 0.1, reverse_kl
     (TRL's defaults), α 0.5 (TRL's self-dual default). Source: Wang, Jiang, Yang, Liu, Chen,
@@ -219,6 +219,20 @@ class _PairMatching(Loss):
         check_choice(self.mode, "mode", modes)
         check_range(self.eps, "eps", low=0.0, high=0.5, low_open=True, high_open=True,
                     allowed="0 < eps < 0.5 (the pair target (1 - eps, eps); eps = 0 makes log eps = -inf)")
+
+    def list_loss(self, logp, ref_logp, scores=None):
+        """The list form for k ≥ 2 responses (the source's general case; a record is k = 2):
+        q = softmax_i(β·g_i) over the list, t = softmax_i(ψ_i/β_r) from ``scores`` ψ (pass the true
+        rewards, as the list modes do), L = Σ_i t_i·f(q_i/t_i) (``fpo``) or KL(q ‖ t) (``exo``),
+        ``[B, N]`` from ``[B, N, k]``. Minimised on every list by q = t, i.e. π_ref·e^{r/(β·β_r)}/Z."""
+        if scores is None:
+            raise ValueError(f"{self.name}'s list form needs reward scores (Lists with scores)")
+        gap = logp - ref_logp
+        log_q = torch.log_softmax(self.hp("beta", gap) * gap, -1)
+        log_t = torch.log_softmax(scores.to(gap) / self.hp("beta_reward", gap), -1)
+        if self.name == "exo":
+            return (log_q.exp() * (log_q - log_t)).sum(-1)
+        return _matching_term(log_q, log_t, self.divergence, self.hp("alpha", gap)).sum(-1)
 
     def target(self, prob, noise=0.0):
         """List mode: π_ref·e^{r/(β·β_r)}/Z for any connected pair law and any label noise (the loss

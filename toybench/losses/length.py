@@ -1,4 +1,4 @@
-"""Length-normalised, reference-free and odds-ratio losses (reference §2.6).
+"""Length-normalised, reference-free and odds-ratio losses (docs/losses.md).
 
 ``simpo``, ``sigmoid_norm``, ``r_dpo``, ``orpo``, ``cpo``, ``alpha_po``, ``alpha_dpo``, ``asft``.
 
@@ -8,7 +8,7 @@ sp(t) = log(1 + e^t); σ the sigmoid. Every loss here reads lengths except ``cpo
 term, so all declare ``needs = ("chosen_len", "rejected_len")`` (``alpha_po`` only when its
 options use them).
 
-NLL convention (reference §2.6, §3.4): the NLL of the chosen response is TRL's token-mean
+NLL convention (docs/losses.md): the NLL of the chosen response is TRL's token-mean
 cross-entropy, per record −ℓ̄(y_w). TRL averages tokens over the whole batch; per record the two
 agree when a batch holds one sequence (or equal lengths). ORPO, ASFT and AlphaPO's
 length-normalised form use P = e^{ℓ̄}; CPO's and AlphaPO's default ``sigmoid`` score is ℓ summed.
@@ -35,7 +35,7 @@ def _check_bool(value, name: str) -> None:
 
 
 def _per_run(table: torch.Tensor, runs: int | None) -> torch.Tensor:
-    """``[P, Y]`` → ``[B, P, Y]`` when the loss has ``[B]`` hyperparameters (Contract 4)."""
+    """``[P, Y]`` → ``[B, P, Y]`` when the loss has ``[B]`` hyperparameters (docs/conventions.md, shapes and dtypes)."""
     if runs is not None and table.ndim == 2:
         return table.expand(runs, *table.shape).clone()
     return table
@@ -48,7 +48,7 @@ def _lengths(prob) -> torch.Tensor | None:
 
 def _component_normalised(prob, logp_of, inverse) -> torch.Tensor:
     """log π = ``logp_of(c)`` with one constant c per comparison component, each component at its
-    π_ref mass (Contract 6). ``logp_of(c)`` is increasing in c (``c`` broadcast ``[..., P, 1]``);
+    π_ref mass (docs/conventions.md, what solve returns). ``logp_of(c)`` is increasing in c (``c`` broadcast ``[..., P, 1]``);
     ``inverse(v)`` gives, per response, the c at which its log-prob equals v (``[..., P, 1]``)."""
     labels = component_labels(prob.pair_weights())                               # [P, Y]
     out = None
@@ -104,7 +104,7 @@ class SimPO(_LogisticScaledMargin):
     (the authors' config stores γ/β = 0.25 with β = 2.0, so γ = 0.5; TRL's CPOTrainer
     ``simpo_gamma`` is γ itself too).
 
-    Optimum (reference §2.6, [derived]): γ = 0 is a logit link on S = ℓ̄, so
+    Optimum (derived here, [derived]): γ = 0 is a logit link on S = ℓ̄, so
     log π(y) = |y|(r(y)/β + c), c the monotone root of Σ_y π(y) = 1: independent of π_ref and μ
     (equal lengths L: softmax(L·r/β)). γ > 0: per pair p·σ(γ − z) = (1 − p)·σ(γ + z),
     e^{z*} = [G(2p − 1) + √(G²(1 − 2p)² + 4p(1 − p))]/(2(1 − p)), G = e^γ: not potential
@@ -149,11 +149,11 @@ class SimPO(_LogisticScaledMargin):
 class SigmoidNorm(_LogisticScaledMargin):
     """Length-normalised DPO: L = sp(−β(g_w/|y_w| − g_l/|y_l|)).
 
-    A logit link on S = g/|y| (reference G1): log π = log π_ref + |y|(r/β + c), c the monotone
+    A logit link on S = g/|y| (G1 in docs/losses.md): log π = log π_ref + |y|(r/β + c), c the monotone
     root of Σπ = 1 per comparison component, whatever μ ([derived]). TRL ≥ v0.29 DPOTrainer
     ``loss_type="sigmoid_norm"`` (n = completion tokens); "length-normalised DPO" of Tülu 3
     (Lambert et al., arXiv 2411.15124). β default 0.1 is TRL's (convention chosen here: the
-    reference gives none). Evidence: code, derived."""
+    sources give none). Evidence: code, derived."""
 
     beta: float = 0.1
 
@@ -190,7 +190,7 @@ class LengthRegularizedDPO(_LogisticScaledMargin):
     [unverified]; the sign is [derived]. A logit link on S = g + α|y|/β: the target is
     π_ref·e^{(r − α|y|)/β}/Z for any connected μ. ``junkangwu/alpha-DPO``'s ``rDPO`` branch has
     the opposite sign and a zero length term: not used. Defaults: β = 0.1 (DPO's) and
-    α = 0.3 (the reference's E1 check): convention chosen here, the reference gives none.
+    α = 0.3 (the E1 check): convention chosen here, no source gives one.
     Source: Park, Rafailov, Ermon, Finn, arXiv 2403.19159. Evidence: unverified, derived."""
 
     beta: float = 0.1
@@ -524,7 +524,7 @@ class ASFT(Loss):
     π = 2a/(ν + a + b + √((ν − a + b)² + 4ab)); ν is the 1-D monotone root of Σπ = 1 per prompt.
     Independent of π_ref, μ-dependent (E1, λ = 1: TV 0.062 under W_u, 0.261 under W_s from π*_β).
     ``target`` is None when some length differs from 1 or a response is in no record.
-    λ default 1.0: convention chosen here (the reference found none; its E1 check uses λ = 1).
+    λ default 1.0: convention chosen here (no source gives one; the E1 check uses λ = 1).
     Source: Wang, Sun, Hua, Fang, arXiv 2409.10571 [paper: abstract]; formula from Gorbatovski
     et al., arXiv 2502.01237, §2.4, App. A.1 [secondary]. Evidence: secondary, derived."""
 

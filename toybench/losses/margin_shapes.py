@@ -1,4 +1,4 @@
-"""Other non-proper margin shapes (reference §2.5): ``discopop`` and ``tan_principled``.
+"""Other non-proper margin shapes (docs/losses.md): ``discopop`` and ``tan_principled``.
 
 Symbols: Δ = (ℓ_w − ℓ^ref_w) − (ℓ_l − ℓ^ref_l), z = β·Δ, sp(t) = log(1 + e^t), σ the sigmoid.
 Both are G2: the per-pair minimiser z*(p) is not logit p, so the population optimum is a
@@ -65,7 +65,7 @@ class TanPrincipled(MarginLoss):
 
     f has its minimum at ζ = 1, grows exponentially for ζ → −∞, decays for ζ → +∞ and is
     convex for ζ < 2, so the margin is pulled to a finite value and gradients stay bounded as
-    π(y_l) → 0 [paper: abstract]. ζ is not confirmed by any read source (reference §2.5, §4):
+    π(y_l) → 0 [paper: abstract]. ζ is not confirmed by any read source (docs/losses.md):
 
     - ``zeta="margin"``: ζ = β·Δ (target margin 1/β). Per pair p·f(z) + (1 − p)·f(−z) has a
       finite minimiser for soft labels (G2, not derived further); hard labels stop at z = 1.

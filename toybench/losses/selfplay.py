@@ -1,4 +1,4 @@
-"""Self-play and iterative losses: ``sppo``, ``ddo``, ``disco`` (reference §2.9).
+"""Self-play and iterative losses: ``sppo``, ``ddo``, ``disco`` (docs/losses.md).
 
 Symbols: g = ℓ − ℓ_ref, where the "reference" passed to the loss is whatever the method compares
 against in the current round (SPPO: the previous iterate π_t; DDO: p_ref, the previous round's
@@ -260,3 +260,17 @@ class DisCO(Loss):
         chosen_scale, rejected_scale = self._scales(chosen_logp, **lengths)
         ones = torch.ones_like(chosen_logp)
         return -chosen_scale * ones, rejected_scale * ones
+
+    def group_loss(self, positive_logp, negative_logp, positive_len=None, negative_len=None, tau: float = 10.0):
+        """DisCO's group objective with several positives and negatives per question (the multi-
+        negative form the per-record loss leaves out): −[mean_pos s − τ·log Σ_neg e^{s/τ}] (DisCO,
+        ``tau`` = τ, default 10) per group, ``positive_logp`` ``[B, N, m]``, ``negative_logp``
+        ``[B, N, n]``, lengths alike when ``length_normalized``. τ·LSE over one negative is that
+        negative's score, so one positive and one negative give the per-record loss. Without
+        the KL penalty. Source: Li et al., arXiv 2505.12366 (DisCO objective)."""
+        check_positive(tau, "tau")
+        if self.length_normalized:
+            if positive_len is None or negative_len is None:
+                raise ValueError("length_normalized DisCO needs positive_len and negative_len")
+            positive_logp, negative_logp = positive_logp / positive_len, negative_logp / negative_len
+        return tau * torch.logsumexp(negative_logp / tau, -1) - positive_logp.mean(-1)

@@ -5,7 +5,7 @@ f′ invertible with f′(0⁺) = −∞. KKT: r = β·f′(u*) + λ, u = π/π_
 
     π*_f(y) = π_ref(y)·(f′)⁻¹((r(y) − λ)/β),   λ ∈ (λ_min, ∞) the root of Σ_y π*_f(y) = 1,
 
-per prompt (reference §2.2, table; [derived]). The sum is strictly decreasing in λ, +∞ at
+per prompt (derived here, table; [derived]). The sum is strictly decreasing in λ, +∞ at
 λ_min⁺ and 0 at ∞, so the root is unique; it is found by bisection in float64. With
 v = r/β, x = λ/β − λ_min/β + (v_max − v) > 0 the inverse scores are u = e^{−h(x)}:
 
@@ -97,7 +97,7 @@ def fdpo_target(prob, beta, divergence: str = "reverse_kl", alpha=0.5, ref_logp=
     are numbers or ``[B]`` tensors. ``ref_logp`` ``[P, Y]`` replaces the problem's π_ref; it may be
     unnormalised (e.g. zeros: a constant reference, AlphaPO's tempered target). Needs a BT reward.
     Returns float64 log-probs ``[P, Y]``, or ``[B, P, Y]`` with ``[B]`` hyperparameters. Reverse
-    KL gives π*_β = π_ref·e^{r/β}/Z. Source: arXiv 2309.16240 (f-DPO); reference §2.2 (c)."""
+    KL gives π*_β = π_ref·e^{r/β}/Z. Source: arXiv 2309.16240 (f-DPO); derived here."""
     check_positive(beta, "beta")
     check_divergence(divergence, alpha)
     run_count(beta, alpha if divergence == "alpha" else None)
