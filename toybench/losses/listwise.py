@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_choice, check_positive
-from .._numerics import run_axis, softplus
+from .._numerics import flat_index, run_axis, softplus
 from ._targets import is_zero, potential_target
 from .base import Loss, register
 
@@ -307,7 +307,7 @@ def list_inputs(logp: torch.Tensor, lists) -> tuple[torch.Tensor, torch.Tensor, 
     """(log π of the listed items ``[B, N, k]``, log π_ref of them, scores) for a policy table ``[B, P, Y]``."""
     prob = lists.problem
     runs = max(logp.shape[0], lists.runs)
-    index = (lists.prompt[..., None] * prob.Y + lists.items).to(logp.device)
+    index = flat_index(lists.prompt[..., None], lists.items, prob.Y).to(logp.device)
     flat = lambda table: table.reshape(table.shape[0], -1)  # noqa: E731
     take = lambda table: flat(table).expand(max(table.shape[0], index.shape[0]), -1).gather(  # noqa: E731
         1, flat(index).expand(max(table.shape[0], index.shape[0]), -1)).reshape(-1, *index.shape[1:]).expand(
