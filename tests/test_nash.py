@@ -138,7 +138,7 @@ def test_certificate_bounds_the_distance():
 
 
 def test_bradley_terry_unregularised_is_the_best_response():
-    prob = tb.Problem(tb.FlatSpace(4), t64([[0.4, 0.3, 0.2, 0.1]]).log(), reward=t64([[0.0, 0.5, 1.5, 3.0]]))
+    prob = tb.problem.e1("ref")
     np.testing.assert_array_equal(nash_unregularised(prob).exp().numpy(), [[0.0, 0.0, 0.0, 1.0]])
 
 

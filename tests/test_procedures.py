@@ -3,6 +3,7 @@ runs, fixed points against independent stationarity checks."""
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, E1_REWARD
 from scipy.optimize import minimize
 
 import toybench as tb
@@ -10,8 +11,7 @@ from toybench import procedures
 from toybench.objective import objective as population_objective
 from toybench.rankings import policy_pairs
 
-REF = np.array([0.4, 0.3, 0.2, 0.1])
-REWARD = np.array([0.0, 0.5, 1.5, 3.0])
+REF, REWARD = E1_REF, E1_REWARD
 SKEW = np.array([[0.5, 0.9, 0.4], [0.1, 0.5, 0.7], [0.6, 0.3, 0.5]])
 
 
