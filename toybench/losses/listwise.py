@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive
-from ._targets import beta_axis, is_zero, potential_target
+from .._numerics import run_axis
+from ._targets import is_zero, potential_target
 from .base import Loss, register
 
 RANK_SOURCES = ("predicted", "label")
@@ -80,7 +81,7 @@ def pairwise_logistic(s, weight) -> torch.Tensor:
 def _bt_target(loss, prob, noise, beta):
     if prob.reward is None or not is_zero(noise):
         return None
-    return potential_target(prob, prob.reward / beta_axis(beta))
+    return potential_target(prob, prob.reward / run_axis(beta, "beta"))
 
 
 @register
@@ -265,7 +266,7 @@ class AnchoredDPO(ListLoss):
     def list_target(self, prob):
         """Lists with reward scores: π*_{β_r/τ}."""
         beta = torch.as_tensor(self.beta, dtype=torch.float64) / torch.as_tensor(self.tau, dtype=torch.float64)
-        return potential_target(prob, prob.reward / beta_axis(beta))
+        return potential_target(prob, prob.reward / run_axis(beta, "beta"))
 
 
 @register
