@@ -7,6 +7,8 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     did,
     fdiv,
     length,
+    nash,
+    rankings,
     selfplay,
     sequence,
 )
