@@ -379,3 +379,14 @@ def test_cli_option_conflicts(tmp_path, capsys, extra, message):
         status = exit_.code
     assert status == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_shards_sharing_one_directory(tmp_path):
+    budget = budget_for(5)
+    driver.run_sweep(SPEC, tmp_path / "whole", max_memory=budget, log=quiet)
+    for i in (1, 2):
+        driver.run_sweep(SPEC, tmp_path / "shared", shard_of=f"{i}/2", max_memory=budget, log=quiet,
+                         consolidate=False)
+    assert not (tmp_path / "shared" / "runs.parquet").exists()
+    assert main(["sweep", "merge", str(tmp_path / "shared")]) == 0
+    same_numbers(tmp_path / "whole", tmp_path / "shared")

@@ -15,7 +15,7 @@ def register(commands) -> None:
     sweep = commands.add_parser(
         "sweep", help="run a TOML sweep spec (or: sweep merge OUT SHARD_DIR...)",
         description="toybench sweep SPEC.toml --out DIR | toybench sweep --template | "
-                    "toybench sweep merge OUT SHARD_DIR [SHARD_DIR ...]", formatter_class=HelpFormatter)
+                    "toybench sweep merge OUT [SHARD_DIR ...]", formatter_class=HelpFormatter)
     sweep.add_argument("target", nargs="*", metavar="SPEC | merge OUT DIR...",
                        help="the spec file; or 'merge' followed by the output and the shard directories")
     sweep.add_argument("--out", default=None, metavar="DIR", help="output directory (resumed when it exists)")
@@ -53,10 +53,11 @@ def _sweep(args) -> int:
         print(TEMPLATE.read_text(), end="")
         return 0
     if args.target[:1] == ["merge"]:
-        if len(args.target) < 3:
-            raise ValueError("usage: toybench sweep merge OUT SHARD_DIR [SHARD_DIR ...]")
-        written = store.merge(args.target[1], args.target[2:])
-        print(f"merged {len(args.target) - 2} directories into {args.target[1]}: "
+        if len(args.target) < 2:
+            raise ValueError("usage: toybench sweep merge OUT [SHARD_DIR ...] (OUT alone: rebuild its tables)")
+        sources = args.target[2:] or args.target[1:2]
+        written = store.merge(args.target[1], sources)
+        print(f"merged {len(sources)} directories into {args.target[1]}: "
               f"{', '.join(str(p) for p in written) or 'no finished runs'}")
         return 0
     if len(args.target) != 1:

@@ -112,7 +112,7 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
     key, runs = chunk.key, list(chunk.runs)
     prob = build_problem(spec, key)
     loss = build_loss(key, runs)
-    pairs = build_pairs(prob, key, runs, loss)
+    pairs = _on(build_pairs(prob, key, runs, loss), device)
     torch_dtype = getattr(torch, dtype)
     init = None
     if spec.value("policy", "init") == "random":
@@ -147,6 +147,18 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
         row.update({name: float(values[-1, b]) for name, values in columns.items()})
         rows.append(row)
     return pd.DataFrame(rows), hist
+
+
+def _on(pairs, device):
+    """``pairs`` with its record tensors on ``device`` (the problem's tables stay float64 on the CPU;
+    ``tb.train`` and the metrics move what they read)."""
+    if torch.device(device).type == "cpu":
+        return pairs
+    import dataclasses
+    move = lambda t: t.to(device) if isinstance(t, torch.Tensor) else t  # noqa: E731
+    return dataclasses.replace(pairs, prompt=move(pairs.prompt), chosen=move(pairs.chosen),
+                               rejected=move(pairs.rejected), weight=move(pairs.weight),
+                               fields={k: move(v) for k, v in pairs.fields.items()})
 
 
 def _metric(record: dict, name: str, unsolved: torch.Tensor) -> torch.Tensor:
