@@ -42,6 +42,8 @@ def register(commands) -> None:
                                 formatter_class=HelpFormatter)
     bench.add_argument("--steps", type=int, default=50, help="training steps per timing")
     bench.add_argument("--quick", action="store_true", help="small sizes, one trial (a smoke run)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="torch intra-op threads (default: torch's; 1 is faster on a machine other jobs share)")
     bench.set_defaults(run=_bench)
 
 
@@ -94,4 +96,4 @@ def _plot(args) -> int:
 
 def _bench(args) -> int:
     from .bench import main
-    return main(steps=args.steps, quick=args.quick)
+    return main(steps=args.steps, quick=args.quick, threads=args.threads)
