@@ -42,3 +42,41 @@ def assert_expected_verdicts(expected: dict) -> None:
     changed expectation in the package fails a test)."""
     for claim_id, verdict in expected.items():
         assert tb.claims.REGISTRY[claim_id].expected == verdict, claim_id
+
+
+# ------------------------------------------------------------------------ exact references
+def newton_minimiser(objective, x0, max_steps=100):
+    """Polish a local minimiser of a smooth float64 torch ``objective`` (a 1-D tensor → scalar) by
+    Newton's method with the exact autograd Hessian and Armijo backtracking; the minimal-norm step
+    (pseudo-inverse) ignores flat gauge directions such as a softmax's common shift.
+
+    Returns (x, gradient norm, smallest non-gauge Hessian eigenvalue λ). Newton converges
+    quadratically, so it stops at float64 rounding: the distance to the exact minimiser is about
+    |∇f|/λ, which tests assert is ≤ 1e-10 before using the point as an exact reference (and so set
+    their tolerance from the code under test, not from the reference)."""
+    x = torch.as_tensor(x0, dtype=torch.float64).clone()
+
+    def gradient(point):
+        point = point.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(point), point)
+        return grad
+
+    for _ in range(max_steps):
+        grad = gradient(x)
+        hessian = torch.autograd.functional.hessian(objective, x)
+        step = -torch.linalg.pinv(hessian, hermitian=True, rtol=1e-12) @ grad
+        size, value, slope = 1.0, float(objective(x)), float(grad @ step)
+        while size > 1e-12 and float(objective(x + size * step)) > value + 1e-4 * size * slope:
+            size /= 2
+        x = x + size * step
+        if float((size * step).abs().max()) <= 1e-15 * (1 + float(x.abs().max())):
+            break
+    grad = gradient(x)
+    eigenvalues = torch.linalg.eigvalsh(torch.autograd.functional.hessian(objective, x))
+    curvature = float(eigenvalues[eigenvalues.abs() > 1e-12 * eigenvalues.abs().max()].min())
+    return x.detach(), float(grad.norm()), curvature
+
+
+def assert_exact_minimiser(grad_norm, curvature, bound=1e-10):
+    """The Newton point is a strict local minimiser within ``bound`` of the exact one (|∇f|/λ)."""
+    assert curvature > 0 and grad_norm / curvature <= bound, (grad_norm, curvature)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive
+from .._numerics import softplus
 from ..pairs import Pairs
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -162,8 +162,8 @@ class DDO(Loss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         beta = self.hp("beta", chosen_logp)
-        return (F.softplus(-beta * (chosen_logp - ref_chosen_logp))
-                + self.hp("alpha", chosen_logp) * F.softplus(beta * (rejected_logp - ref_rejected_logp)))
+        return (softplus(-beta * (chosen_logp - ref_chosen_logp))
+                + self.hp("alpha", chosen_logp) * softplus(beta * (rejected_logp - ref_rejected_logp)))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         beta = self.hp("beta", chosen_logp)
