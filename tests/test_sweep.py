@@ -390,3 +390,12 @@ def test_shards_sharing_one_directory(tmp_path):
     assert not (tmp_path / "shared" / "runs.parquet").exists()
     assert main(["sweep", "merge", str(tmp_path / "shared")]) == 0
     same_numbers(tmp_path / "whole", tmp_path / "shared")
+
+
+def test_progress_bar_counts_runs_and_run_steps(tmp_path, capsys):
+    driver.run_sweep(SPEC, tmp_path / "out", progress=True, log=quiet)
+    err = capsys.readouterr().err
+    # 24 runs × 12 steps = 288 run-steps; tqdm's rate unit is run-step/s
+    assert "runs 24/24" in err and "288/288" in err and "run-step/s" in err
+    driver.run_sweep(SPEC, tmp_path / "again", log=quiet)        # not a terminal: no bar
+    assert "run-step" not in capsys.readouterr().err

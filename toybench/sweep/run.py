@@ -162,9 +162,13 @@ def _on(pairs, device):
 
 
 def _metric(record: dict, name: str, unsolved: torch.Tensor) -> torch.Tensor:
-    value = record.get("loss" if name == "objective" else name)
-    if value is None:   # e.g. expected_reward without a Bradley–Terry reward
-        return torch.full(record["loss"].shape, math.nan, dtype=torch.float64)
+    """Metric ``name`` of one history record as float64 ``[B]`` on the CPU (History calls the
+    objective ``loss``); NaN where the record lacks it (e.g. expected_reward without a Bradley–Terry
+    reward) and, for the target columns, for runs without a target."""
+    value = record.get(name, record.get("loss") if name == "objective" else None)
+    if value is None:
+        runs = next(v.shape for k, v in record.items() if k != "step")
+        return torch.full(runs, math.nan, dtype=torch.float64)
     value = value.detach().to("cpu", torch.float64)
     if name in ("kl_to_target", "kl_from_target", "tv_to_target"):
         value = torch.where(unsolved, math.nan, value)
