@@ -44,9 +44,9 @@ def unregularised_nash(pref: np.ndarray) -> np.ndarray:
     return result.x[:Y]
 
 
-def regularised_residual(prob, tau: float, damping: float = 0.5) -> float:
+def regularised_residual(prob, tau: float) -> float:
     """max |π − softmax(log π_ref + M·π/τ)| at ``tb.optima.nash``'s answer."""
-    policy = optima.nash(prob, tau, damping=damping).exp()
+    policy = optima.nash(prob, tau).exp()
     response = torch.softmax(prob.ref_logp + torch.einsum("pab,pb->pa", prob.preference_matrix(), policy) / tau, -1)
     return float((policy - response).abs().max())
 
@@ -97,7 +97,7 @@ def sppo_ls_step() -> float:
 
 @claim("sppo.regularised_ne",
        citation="Wu et al., arXiv 2405.00675; derived here (residual ≤ 4e-16)",
-       assumptions="damped iteration π ← ½π + ½·softmax(log π_ref + Mπ/τ); E1 at τ ∈ {0.5, 1} and a "
+       assumptions="tb.optima.nash (Newton in log space); E1 at τ ∈ {0.5, 1} and a "
                    "random 4-prompt, 6-response BT problem at τ = 1",
        tolerance=4e-16)
 def sppo_regularised_ne() -> float:
@@ -119,12 +119,12 @@ def sppo_small_spread() -> float:
 
 @claim("sppo.small_spread_approx_e1",
        citation="derived here (E1 at τ = 0.2: TV 0.189)",
-       assumptions="E1 (reward spread 3), τ = 0.2: regularised NE (damping 0.2) vs π*_{4τ}",
+       assumptions="E1 (reward spread 3), τ = 0.2: regularised NE vs π*_{4τ}",
        tolerance=1e-3, expected="fails")
 def sppo_small_spread_e1() -> float:
     """The approximation π*_τ ≈ π*_{4τ} holds on E1 (it does not: the spread is large; TV)."""
     prob = e1("uniform")
-    return tv(optima.nash(prob, 0.2, damping=0.2), optima.reverse_kl(prob, 0.8))
+    return tv(optima.nash(prob, 0.2), optima.reverse_kl(prob, 0.8))
 
 
 @claim("sppo.intransitive",

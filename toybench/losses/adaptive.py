@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive, check_range, hyper_values
-from ._targets import beta_axis, is_zero, potential_target
+from .._numerics import log_sigmoid, run_axis, softplus
+from ._targets import is_zero, potential_target
 from .base import MarginLoss, register
 
 SCORE_GAP = "score_gap"
@@ -111,7 +111,7 @@ class BetaDPO(MarginLoss):
             raise ValueError(f"seed must be a non-negative int (seeds the filter's draws), got {self.seed!r}")
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -178,7 +178,7 @@ class BetaDPO(MarginLoss):
         """π*_{β₀} (the full-batch population state's DPO(β₀) minimiser): BT, clean labels."""
         if prob.reward is None or not is_zero(noise):
             return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -217,7 +217,7 @@ class MADPO(MarginLoss):
         check_range(self.tau, "tau", low=0.0, allowed="tau >= 0 (τ, margin where c = 1)")
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -231,7 +231,7 @@ class MADPO(MarginLoss):
 
     def weight(self, score_gap: torch.Tensor) -> torch.Tensor:
         """w(ĥ) = σ(c(|ĥ|)ĥ)/σ(ĥ) where ĥ > −τ, else 1 (log space)."""
-        ratio = torch.exp(F.logsigmoid(self.coefficient(score_gap.abs()) * score_gap) - F.logsigmoid(score_gap))
+        ratio = torch.exp(log_sigmoid(self.coefficient(score_gap.abs()) * score_gap) - log_sigmoid(score_gap))
         return torch.where(score_gap > -self.hp("tau", score_gap), ratio, torch.ones_like(ratio))
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, score_gap):
@@ -275,7 +275,7 @@ class DADPO(MarginLoss):
         check_positive(self.alpha_db, "alpha_db")
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)

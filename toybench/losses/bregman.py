@@ -25,10 +25,10 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
-from ._targets import beta_axis, is_zero, potential_target
+from .._numerics import run_axis, softplus
+from ._targets import is_zero, potential_target
 from .base import MarginLoss, by_fields, register
 
 GENERATORS = ("lr", "kliep", "lsif", "ba")
@@ -100,7 +100,7 @@ class ClippedRatioLoss(MarginLoss):
             widest = float(gaps[prob.pair_weights() > 0].max())
             if not _all(self.clip_min, lambda c: widest <= -c.log()):
                 return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -147,7 +147,7 @@ class BPO(ClippedRatioLoss):
 
     def ratio_loss(self, z):
         if self.h == "lr":
-            return F.softplus(-z)
+            return softplus(-z)
         if self.h == "kliep":
             return torch.exp(-z) - z
         if self.h == "lsif":
@@ -198,13 +198,18 @@ class SBA(ClippedRatioLoss):
 
     def ratio_loss(self, z):
         lam, s = self.hp("lam", z), self.hp("s", z)
-        kliep = (torch.exp(-z) - z) / s
-        if not isinstance(lam, torch.Tensor) and lam == 0:
-            return kliep
-        lam = torch.as_tensor(lam, dtype=z.dtype, device=z.device)
-        safe = torch.where(lam == 0, torch.ones_like(lam), lam)  # the λ = 0 runs take the KLIEP branch
-        power = torch.exp(-(safe + 1) * z) / (s * (safe + 1)) - torch.exp(safe * z) / (s * safe)
-        return torch.where(lam == 0, kliep, power)
+        if not isinstance(lam, torch.Tensor):
+            if lam == 0:
+                return (torch.exp(-z) - z) / s
+            return torch.exp(-(lam + 1) * z) / (s * (lam + 1)) - torch.exp(lam * z) / (s * lam)
+        # per-run λ: each branch sees only its own runs' z (0 elsewhere), so an overflow in the
+        # unused branch cannot reach the gradient as 0·inf
+        at_zero = lam == 0
+        safe = torch.where(at_zero, torch.ones_like(lam), lam)
+        zero_z, power_z = torch.where(at_zero, z, 0.0), torch.where(at_zero, 0.0, z)
+        kliep = (torch.exp(-zero_z) - zero_z) / s
+        power = torch.exp(-(safe + 1) * power_z) / (s * (safe + 1)) - torch.exp(safe * power_z) / (s * safe)
+        return torch.where(at_zero, kliep, power)
 
     def ratio_dloss(self, z):
         lam, s = self.hp("lam", z), self.hp("s", z)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive
+from .._numerics import run_axis, softplus
 from ..optima import ipo as ipo_optimum
-from ._targets import beta_axis, is_zero, potential_target
+from ._targets import is_zero, potential_target
 from .base import LENGTH_INPUTS, MarginLoss, by_fields, register
 
 
@@ -32,7 +32,7 @@ class DPO(MarginLoss):
     falls_forever = True
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -40,7 +40,7 @@ class DPO(MarginLoss):
     def target(self, prob, noise=0.0):
         if prob.reward is None or not is_zero(noise):
             return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive
+from .._numerics import log_sigmoid, softplus
 from .base import MarginLoss, register
 
 ZETA_MODES = ("margin", "reward_scaled")
@@ -45,14 +45,17 @@ class DiscoPOP(MarginLoss):
         check_positive(self.tau, "tau")
 
     def phi(self, z):
-        mix = torch.sigmoid(z / self.hp("tau", z))
-        return (1 - mix) * F.softplus(-z) + mix * torch.exp(-z)
+        """m·e^{−z} = e^{log σ(z/τ) − z}: one exponential, so 0·inf cannot arise as z → −∞."""
+        scaled = z / self.hp("tau", z)
+        return torch.sigmoid(-scaled) * softplus(-z) + torch.exp(log_sigmoid(scaled) - z)
 
     def dphi(self, z):
+        """m′ = σ(z/τ)σ(−z/τ)/τ; the products with e^{−z} are formed in log space as in ``phi``."""
         tau = self.hp("tau", z)
-        mix = torch.sigmoid(z / tau)
-        dmix = mix * (1 - mix) / tau
-        return dmix * (torch.exp(-z) - F.softplus(-z)) - (1 - mix) * torch.sigmoid(-z) - mix * torch.exp(-z)
+        log_mix, log_rest = log_sigmoid(z / tau), log_sigmoid(-z / tau)
+        exp_mix = torch.exp(log_mix - z)                          # m·e^{−z}
+        return (torch.exp(log_mix + log_rest - z) / tau - torch.exp(log_mix + log_rest) / tau * softplus(-z)
+                - log_rest.exp() * torch.sigmoid(-z) - exp_mix)
 
 
 @register
