@@ -57,7 +57,8 @@ def solve_smooth(task: Task, options: dict, convex: bool) -> Found:
                 continue
             ends.append((logits, value))
         pool += _candidates(task, ends, options)
-        if not convex and round_number + 1 < len(ROUNDS) and not _confirmed(task, ends):
+        warm = options.get("init") is not None     # a fixed-point round warm-started at the last answer
+        if not convex and not warm and round_number + 1 < len(ROUNDS) and not _confirmed(task, ends):
             tried.append(f"round {round_number}: {len(starts)} L-BFGS starts (seed {options['seed'] + round_number}); "
                          "some prompt's lowest part was reached by one start only")
             continue
