@@ -77,3 +77,11 @@ def test_conventions_e1_numbers_match_an_independent_numpy_computation():
     np.testing.assert_allclose([float(v) for v in printed.split(",")], pistar, atol=5e-7)
     tv = float(re.search(r"TV\(π_ref, π\*_β\) = ([0-9]+\.[0-9]+)", text).group(1))
     assert abs(tv - 0.5 * np.abs(pistar - ref).sum()) < 5e-5
+
+
+def test_card_quotes_the_sentence_about_the_optimum():
+    from toybench.cards import target_sentence
+    assert "**The optimum**: Target: π*_β = π_ref·e^{r/β}/Z for any connected pair law" in card("dpo")
+    notes = "Some remark. ``mode``: a target option. The optimum is numeric. Another line."
+    assert target_sentence(notes) == "The optimum is numeric."
+    assert target_sentence("Nothing about it here.") == ""

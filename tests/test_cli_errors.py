@@ -16,6 +16,8 @@ from toybench.cli import main
     (["compare", "nosuchloss"], "valid names: alpha_dpo, alpha_po"),
     (["compare", "dpo:beta="], "'beta' in 'dpo:beta=' has no value"),
     (["compare", "dpo:=1"], "write key=value"),
+    (["compare", "dpo:beta=1,beta=2"], "'beta' is given twice"),
+    (["compare", "simpo", "--lengths", "-1,1,1,1"], "lengths must be finite and positive"),
     (["compare", "da_dpo", "--problem", "random", "--preference", "general"], "pass --scores"),
     (["train", "--loss", "madpo", "--problem", "random", "--preference", "general"], "pass --scores"),
     (["compare", "ddo", "--problem", "random", "--preference", "general"], "pass --scores"),

@@ -29,9 +29,11 @@ def compare_rows(argv, capsys):
 
 
 def test_tb_compare_is_the_function_with_runs_and_noise_rates():
+    with pytest.raises(ValueError, match="noise must be"):
+        tb.compare(tb.claims.core.e1("ref"), ["dpo"], noise="high")
     import torch
     losses = [tb.losses.make("dpo", beta=torch.tensor([0.5, 2.0], dtype=torch.float64)), "ipo"]
-    frame = tb.compare(tb.claims.core.e1("ref"), losses, noise=[0.0, 0.1])
+    frame = tb.compare(tb.claims.core.e1("ref"), losses, noise=torch.tensor([0.0, 0.1], dtype=torch.float64))
     assert list(zip(frame["beta"], frame["noise"], strict=True)) == [
         (0.5, 0.0), (0.5, 0.1), (2.0, 0.0), (2.0, 0.1), (0.1, 0.0), (0.1, 0.1)]
     assert frame["expected_reward"][2] == pytest.approx(pistar(2.0) @ E1_REWARD, rel=1e-8)
@@ -61,7 +63,7 @@ def test_compare_sweeps_beta_eps_and_noise_as_rows(capsys):
 def test_train_beta_sweep_is_runs_on_the_run_axis(capsys):
     assert main(["train", "--loss", "dpo", "--beta", "0.5,1,2", "--steps", "800", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert [run["loss"] for run in result["runs"]] == ["dpo:beta=0.5", "dpo:beta=1.0", "dpo:beta=2.0"]
+    assert [run["spec"] for run in result["runs"]] == ["dpo:beta=0.5", "dpo:beta=1.0", "dpo:beta=2.0"]
     for beta, reward in zip((0.5, 1.0, 2.0), result["final"]["expected_reward"], strict=True):
         assert reward == pytest.approx(pistar(beta) @ E1_REWARD, abs=1e-3)
 
@@ -70,7 +72,7 @@ def test_runs_times_sweep_points_with_their_own_data_sets(capsys):
     assert main(["train", "--loss", "cdpo", "--eps", "0.1,0.3", "--runs", "2", "--samples", "50",
                  "--steps", "5", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [(r["loss"].split("eps=")[1], r["data_seed"]) for r in runs] == [
+    assert [(r["spec"].split("eps=")[1], r["data_seed"]) for r in runs] == [
         ("0.1", 0), ("0.1", 1), ("0.3", 0), ("0.3", 1)]
 
 
@@ -85,11 +87,11 @@ def test_lengths_reach_length_aware_losses(capsys):
 
 def test_scores_reach_score_gap_losses_and_ddo(capsys):
     """da_dpo with equal scores has c = α_db, hence π*_{β·α_db}; ddo at α = β = 1 learns p_data = softmax(s)."""
-    (row,) = compare_rows(["da_dpo:beta=0.5,alpha_db=2", "--scores", "1,1,1,1"], capsys)
+    (row,) = compare_rows(["da_dpo:beta=0.5,alpha_db=2", "--scores", "-1,-1,-1,-1"], capsys)
     assert row["expected_reward"] == pytest.approx(pistar(1.0) @ E1_REWARD, rel=1e-8)
-    scores = np.array([0.0, 2.0, 1.0, 0.5])
+    scores = np.array([-0.5, 2.0, 1.0, 0.5])
     data = np.exp(scores - np.logaddexp.reduce(scores))
-    (row,) = compare_rows(["ddo:alpha=1,beta=1", "--scores", "0,2,1,0.5"], capsys)
+    (row,) = compare_rows(["ddo:alpha=1,beta=1", "--scores", "-.5,2,1,0.5"], capsys)
     assert row["expected_reward"] == pytest.approx(data @ E1_REWARD, rel=1e-6)
 
 
@@ -135,7 +137,9 @@ def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
 def test_compare_table_explains_its_columns_and_shows_solver_notes(capsys):
     assert main(["compare", "dpo", "rdpo"]) == 0
     out = capsys.readouterr().out
-    header = out.splitlines()[0].split()
+    assert out.startswith("problem: Problem(FlatSpace(4, lengths=[1.0, 1.0, 1.0, 1.0]), P=1, BT reward, "
+                          "pair_dist='ref')\n")
+    header = out.splitlines()[1].split()
     assert header[:3] == ["loss", "beta", "noise"]
     legend = out.split("columns:")[1]
     assert all(f"  {column}: " in legend for column in header)

@@ -167,3 +167,14 @@ def test_disco_group_loss_by_hand():
                                                  t64(0 * neg[..., 0])).numpy(), rtol=1e-13)
     with pytest.raises(ValueError, match="positive_len"):
         tb.losses.make("disco").group_loss(t64(pos), t64(neg))
+
+
+def test_hard_rankings_without_a_finite_minimiser_raise():
+    """One ranking (an acyclic ranking graph) has no finite minimiser; rankings whose graph is strongly
+    connected do, and never-compared components keep their π_ref masses (here two 50/50 pairs)."""
+    prob = e1()
+    with pytest.raises(tb.NoFiniteMinimum, match="ranked above"):
+        solve_lists(tb.losses.make("plackett_luce"), Lists.from_records(prob, [0], [[3, 1, 0, 2]]))
+    sol = solve_lists(tb.losses.make("plackett_luce", beta=1.0),
+                      Lists.from_records(prob, [0] * 4, [[0, 1], [1, 0], [2, 3], [3, 2]]))
+    np.testing.assert_allclose(sol.logp.exp().numpy()[0], [0.4, 0.3, 0.2, 0.1], atol=1e-12)

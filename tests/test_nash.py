@@ -160,3 +160,20 @@ def test_bad_input():
         nash(prob, 1e-3, max_iter=1)
     with pytest.raises(ValueError, match="logp must be"):
         nash_certificate(prob, 1.0, torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize("tau, expected", [(1.0, (0.36592, 0.30814, 0.32594)), (0.5, (0.39454, 0.27971, 0.32575)),
+                                           (0.1, (0.43385, 0.14818, 0.41797)), (0.05, (0.38343, 0.12513, 0.49144)),
+                                           (0.01, (0.30611, 0.13424, 0.55965))])
+def test_skew_cycle_regularised_path_published_digits(tau, expected):
+    """The skew cycle with a uniform reference: π*_τ to the 5 printed digits (tolerance 5e-6 from
+    the rounding), values computed independently by a damped iteration to residual 1e-12."""
+    np.testing.assert_allclose(nash(game(SKEW, [1 / 3] * 3), tau).exp().numpy()[0], expected, atol=5e-6)
+
+
+def test_von_neumann_winner_beats_every_policy_on_a_grid():
+    """W(π_NE, π′) = π_NEᵀ M π′ ≥ ½ for every π′ on a grid of the simplex (NumPy)."""
+    pref = np.array(SKEW)
+    winner = nash_unregularised(game(SKEW, [1 / 3] * 3)).exp().numpy()[0]
+    grid = [(a / 20, b / 20, 1 - (a + b) / 20) for a in range(21) for b in range(21 - a)]
+    assert min(winner @ pref @ np.array(q) for q in grid) >= 0.5 - 1e-9

@@ -170,3 +170,18 @@ def test_bad_input():
         procedures.curry_dpo(prob, 0.5, 2)
     with pytest.raises(ValueError, match="record_every"):
         procedures.sppo(prob, 0.5, 3, record_every=0)
+
+
+def test_run_blocks_equal_single_runs(monkeypatch):
+    """Past RUN_BLOCK runs the pair-grid procedures split the run axis; each run is unchanged."""
+    monkeypatch.setattr(procedures, "RUN_BLOCK", 2)
+    prob = e1()
+    betas = t64([0.5, 1.0, 2.0, 3.0, 4.0])
+    online = procedures.online_dpo(prob, betas, 4, lr=t64([1.0, 2.0, 1.0, 0.5, 0.5]), record_every=2)
+    ofs = procedures.ofs_dpo(prob, betas, 4, lr=1.0, lam=0.5, record_every=2)
+    assert online.logp.shape == (3, 5, 1, 4) and ofs.slow.shape == (3, 5, 1, 4)
+    for b, lr in enumerate([1.0, 2.0, 1.0, 0.5, 0.5]):
+        single = procedures.online_dpo(prob, float(betas[b]), 4, lr=lr, record_every=2)
+        torch.testing.assert_close(online.logp[:, b], single.logp[:, 0], atol=1e-14, rtol=0)
+        single = procedures.ofs_dpo(prob, float(betas[b]), 4, lr=1.0, lam=0.5, record_every=2)
+        torch.testing.assert_close(ofs.slow[:, b], single.slow[:, 0], atol=1e-14, rtol=0)

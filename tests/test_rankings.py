@@ -13,11 +13,15 @@ from toybench.rankings import (
     Lists,
     annotator_mixture,
     list_population,
+    model_pair_law,
     pl_log_prob,
     pl_ranking_probs,
     policy_pairs,
     rock_paper_scissors,
     sample_lists,
+    sample_policy_pairs,
+    smoothed_preference,
+    verifier_preference,
 )
 
 
@@ -163,3 +167,56 @@ def test_policy_pairs_equal_population_under_the_same_table():
                                tb.population(prob).record_table(), rtol=1e-13, atol=1e-16)
     with pytest.raises(ValueError, match="normalised"):
         policy_pairs(prob, torch.zeros(2, 5))
+
+
+def test_verifier_preference_by_hand():
+    """P(a ≻ b) = s_a(1 − s_b) + ½[s_a s_b + (1 − s_a)(1 − s_b)], s = tpr·c + fpr·(1 − c)."""
+    correct = np.array([[1.0, 0.0, 0.5]])
+    prob = verifier_preference(tb.FlatSpace(3), t64([[1 / 3] * 3]).log(), correct, true_positive=0.9,
+                               false_positive=0.2)
+    s = 0.9 * correct[0] + 0.2 * (1 - correct[0])
+    for a, b in itertools.product(range(3), repeat=2):
+        expected = s[a] * (1 - s[b]) + 0.5 * (s[a] * s[b] + (1 - s[a]) * (1 - s[b]))
+        assert prob.preference_matrix()[0, a, b].item() == pytest.approx(expected, abs=1e-15)
+    with pytest.raises(ValueError, match="probabilities"):
+        verifier_preference(tb.FlatSpace(3), t64([[1 / 3] * 3]).log(), correct, true_positive=1.5)
+
+
+def test_model_pair_law_and_smoothed_preference():
+    prob = e1()
+    strong = torch.log_softmax(2 * prob.reward, -1)
+    law = model_pair_law(strong, prob.ref_logp)
+    np.testing.assert_allclose(law[0].numpy(), np.outer(np.exp(strong[0].numpy()), REF), rtol=1e-14)
+    soft = smoothed_preference(prob, 0.3).preference_matrix()[0].numpy()
+    sig = 1 / (1 + np.exp(-(REWARD[:, None] - REWARD[None, :])))
+    np.testing.assert_allclose(soft, 0.7 * sig + 0.15, rtol=1e-14)
+    # smoothing by ε is label noise ε/2: the same population records
+    torch.testing.assert_close(tb.population(smoothed_preference(prob, 0.3)).record_table(),
+                               tb.population(prob, noise=0.15).record_table(), rtol=1e-13, atol=1e-16)
+    with pytest.raises(ValueError, match="smoothing"):
+        smoothed_preference(prob, 1.0)
+    with pytest.raises(ValueError, match="two \\[P, Y\\]"):
+        model_pair_law(strong[0])
+
+
+def test_lists_from_scores():
+    lists = Lists.from_scores(e1(), [0, 0], [[0, 1, 2], [3, 2, 1]], [[0.1, 0.9, 0.5], [0.2, 0.7, 0.7]])
+    assert lists.items.tolist() == [[[1, 2, 0], [2, 1, 3]]]
+    np.testing.assert_array_equal(lists.scores.numpy(), [[[0.9, 0.5, 0.1], [0.7, 0.7, 0.2]]])
+    with pytest.raises(ValueError, match="must match"):
+        Lists.from_scores(e1(), [0], [[0, 1]], [[0.1, 0.2, 0.3]])
+
+
+def test_sample_policy_pairs_frequencies_and_seeds():
+    """Record frequencies match ``policy_pairs``' exact weights (5 binomial standard deviations)."""
+    prob = e1()
+    policy = torch.log_softmax(t64([[[0.0, 1.0, 0.5, -1.0]], [[1.0, 0.0, 0.0, 0.0]]]), -1)
+    n = 20000
+    sampled = sample_policy_pairs(prob, policy, n, seed=3)
+    exact = policy_pairs(prob, policy).record_table()
+    for b in range(2):
+        counts = sampled.record_table()[b]
+        spread = 5 * torch.sqrt(exact[b] * (1 - exact[b]) / n) + 1e-12
+        assert ((counts - exact[b]).abs() <= spread).all()
+    single = sample_policy_pairs(prob, policy[1], 50, seed=4)
+    assert torch.equal(sample_policy_pairs(prob, policy, 50, seed=3).chosen[1], single.chosen[0])

@@ -157,7 +157,7 @@ def test_rdpo_with_too_few_flips_is_unbounded():
     [(1 − ε)p − ε(1 − p)]/(1 − 2ε) is negative and the loss falls forever as π(1) grows."""
     prob = tb.Problem(tb.FlatSpace(2), torch.log(torch.tensor([[0.5, 0.5]], dtype=torch.float64)),
                       reward=torch.tensor([[0.0, 3.0]], dtype=torch.float64))
-    with pytest.raises(NoFiniteMinimum, match=r"flip rate .* below eps=0.1") as info:
+    with pytest.raises(NoFiniteMinimum, match=r"effective weight -0.0\d+ is negative") as info:
         solve(tb.losses.make("rdpo", beta=1.0, eps=0.1), tb.population(prob))
     assert parse_record(str(info.value)) == (0, 0, 1)
 
@@ -340,7 +340,7 @@ def test_nonconvex_route_finds_chosen_rates():
     assert sol.case == "nonconvex" and sol.identified
     assert tv(sol.logp.numpy()[0], np.log(chosen_rate / chosen_rate.sum())) <= 1e-10
     assert sol.certificate <= 1e-10
-    assert "best of 8 starts plus stationarity" in sol.message
+    assert "best of 8 starts" in sol.message
 
 
 def test_nonconvex_boundary_answer():

@@ -87,6 +87,18 @@ def _evidence_lines(evidence: str) -> list[str]:
     return [f"- {label}: {EVIDENCE.get(label, 'see the notes')}" for label in labels]
 
 
+TARGET_WORDS = re.compile(r"\b(optimum|optima|minimiser|[Nn]umeric|[Tt]arget|fixed point)\b")
+
+
+def target_sentence(doc: str) -> str:
+    """The first sentence of a docstring's notes about the optimum (target, minimiser, fixed point), or ""."""
+    text = " ".join(doc.split())
+    for sentence in re.split(r"(?<=[.])\s+(?=[A-Z])", text):
+        if TARGET_WORDS.search(sentence) and not sentence.startswith(("- ", "State", "``")):
+            return sentence
+    return ""
+
+
 def card(name: str) -> str:
     """One loss's card as Markdown; ValueError for a name that is not registered."""
     cls = _loss_class(name)
@@ -97,6 +109,7 @@ def card(name: str) -> str:
     lines = [f"## `{name}` ({cls.__name__})", "", definition, ""]
     lines += [f"- **Family**: {tag} (`{cls.family}`): {meaning}.",
               f"- **Target**: `{cls.target_kind}`: {TARGET_KINDS[cls.target_kind]}.",
+              *([f"- **The optimum**: {sentence}"] if (sentence := target_sentence(notes)) else []),
               f"- **Evidence**: {cls.evidence or 'not stated'}.",
               f"- **Reconstruction**: {'yes: no read source states the formula in full' if cls.reconstruction else 'no'}.",
               f"- **Convex** in tabular logits: {'yes' if cls.convex else 'not in general'}.",

@@ -19,6 +19,7 @@ from . import metrics, optima
 from .losses import Loss, ddo_pairs, fields, make, with_score_gap, with_win_probs
 from .losses.base import LENGTH_INPUTS
 from .losses.fdiv import with_rewards
+from .losses.token import TOKEN_INPUTS
 from .pairs import Pairs, population, sample_pairs
 from .solve import NoFiniteMinimum, solve
 
@@ -68,6 +69,8 @@ def parse_spec(spec: str) -> tuple[str, dict]:
         if not value:
             raise ValueError(f"hyperparameter {key!r} in {spec!r} has no value; write {key}=VALUE, "
                              f"e.g. {name.strip()}:{key}={fields(name.strip()).get(key, 0.1)}")
+        if key in kwargs:
+            raise ValueError(f"hyperparameter {key!r} is given twice in {spec!r}")
         kwargs[key] = parse_value(value)
     return name.strip(), kwargs
 
@@ -116,7 +119,8 @@ def records(loss: Loss, prob, noise=0.0, *, samples: int | None = None, seeds=(0
     P(y ≻ π_ref) exact under the problem's preference (``with_win_probs``, π_t = π_ref); the BT
     reward of both responses for the list modes of fpo/exo (``with_rewards``). ``ddo`` is unpaired:
     chosen y ~ p_data = softmax(s), rejected y′ ~ π_ref (``ddo_pairs``; there are no labels, so
-    ``noise`` must be 0). Token lengths come from ``prob.space.lengths``."""
+    ``noise`` must be 0). Token lengths come from ``prob.space.lengths`` and the token views of a
+``SequenceSpace`` from the policy table (``toybench.objective``)."""
     if loss.name == "ddo":
         return _ddo_records(prob, noise, samples, seeds, scores)
     if samples is None:
@@ -126,7 +130,7 @@ def records(loss: Loss, prob, noise=0.0, *, samples: int | None = None, seeds=(0
     added = set()
     for name in loss.required_inputs(prob.space):
         source = FIELD_SOURCES.get(name)
-        if name in LENGTH_INPUTS or source in added:
+        if name in LENGTH_INPUTS or name in TOKEN_INPUTS or source in added:   # from the space itself
             continue
         if source is None:
             raise ValueError(f"loss {loss.name!r} needs the per-record input {name!r}, which toybench cannot "
@@ -152,7 +156,7 @@ def _ddo_records(prob, noise, samples, seeds, scores) -> Pairs:
 
 def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None):
     """One row per loss, per run of a loss with ``[B]`` hyperparameters, and per noise rate
-    (``noise`` a number or a list of numbers); columns as in ``COLUMNS``. A loss whose infimum is
+    (``noise`` a number, a list or a ``[B]`` tensor of rates); columns as in ``COLUMNS``. A loss whose infimum is
     at infinity gets ``case = "no finite minimum"`` and NaN metrics instead of stopping the table.
     ``scores``: reward-model scores ``[P, Y]`` for the losses that read them (see ``records``).
     KL values rounded below zero are clamped at 0."""
@@ -160,7 +164,10 @@ def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None):
 
     if not loss_specs:
         raise ValueError("give at least one loss to compare")
-    rates = [float(rate) for rate in (noise if isinstance(noise, (list, tuple)) else [noise])]
+    try:
+        rates = torch.as_tensor(noise, dtype=torch.float64).reshape(-1).tolist()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"noise must be a flip rate or a list of rates, got {noise!r}") from None
     rows = []
     for spec in loss_specs:
         loss = loss_from_spec(spec)

@@ -4,7 +4,9 @@
 
 - ``ref_logp``        ``[P, Y]``  log π_ref(y|x), full support, rows normalised (or give the
   probabilities as ``ref_probs=`` / ``Problem.from_probs``: they are stored as their log);
-- ``reward``          ``[P, Y]``  Bradley–Terry reward r(x, y), or None;
+- ``reward``          ``[P, Y]``  Bradley–Terry reward r(x, y), or None; over a ``SequenceSpace`` it may
+  be given per (prefix, token), ``[P, N, A]``: then ``token_reward`` keeps that table and ``reward``
+  is its sum along each string (zero required on actions the tree does not allow);
 - ``preference``      ``[P, Y, Y]`` P(y ≻ y'|x) with M + Mᵀ = 1 (given, or σ(r_y − r_y') under BT);
 - ``prompt_weights``  ``[P]``     ρ(x), summing to one (uniform by default);
 - ``pair_dist``       the law μ(y, y'|x) of the pair shown to the annotator: ``"ref"`` (π_ref ⊗ π_ref),
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .spaces import FlatSpace
+from .spaces import FlatSpace, SequenceSpace
 
 PAIR_DISTS = ("ref", "uniform", "did")
 NORMALISATION_TOL = 1e-6
@@ -33,12 +35,13 @@ PREFERENCE_TOL = 1e-9
 class Problem:
     """A preference problem; see the module docstring for the fields and their shapes."""
 
-    space: FlatSpace
+    space: FlatSpace | SequenceSpace
     ref_logp: torch.Tensor | None = None
     reward: torch.Tensor | None = None
     preference: torch.Tensor | None = None
     prompt_weights: torch.Tensor | None = None
     pair_dist: str | torch.Tensor = "ref"
+    token_reward: torch.Tensor | None = None
     ref_probs: dataclasses.InitVar[torch.Tensor | None] = None
 
     def __post_init__(self, ref_probs=None):
@@ -61,6 +64,7 @@ class Problem:
         set_field("ref_logp", ref)
         P = ref.shape[0]
 
+        _token_level_reward(self, set_field)
         if (self.reward is None) == (self.preference is None):
             raise ValueError("give exactly one of reward= (Bradley–Terry, [P, Y]) or preference= ([P, Y, Y])")
         if self.reward is not None:
@@ -157,7 +161,7 @@ class Problem:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def random(cls, space: FlatSpace, prompts: int = 1, seed: int = 0, *, reward_scale: float = 1.0,
+    def random(cls, space: FlatSpace | SequenceSpace, prompts: int = 1, seed: int = 0, *, reward_scale: float = 1.0,
                ref_scale: float = 1.0, preference: str = "bt", prompt_weights=None,
                pair_dist="ref") -> Problem:
         """A reproducible random instance.
@@ -188,6 +192,37 @@ class Problem:
         kind = "BT reward" if self.is_bradley_terry else "general preference"
         dist = self.pair_dist if isinstance(self.pair_dist, str) else "table"
         return f"Problem({self.space!r}, P={self.P}, {kind}, pair_dist={dist!r})"
+
+
+def _token_level_reward(prob: Problem, set_field) -> None:
+    """A ``[P, N, A]`` reward over a SequenceSpace's (prefix, token) steps: keep it as ``token_reward``
+    and set ``reward`` to its sum along every string."""
+    space = prob.space
+    given = prob.token_reward
+    if given is None and prob.reward is not None and hasattr(space, "prefixes"):
+        candidate = _float64(prob.reward, "reward")
+        if candidate.ndim == 3:
+            given = candidate
+    if given is None:
+        return
+    if not hasattr(space, "prefixes"):
+        raise ValueError("a token-level reward needs a SequenceSpace; a FlatSpace takes reward [P, Y]")
+    token_reward = _float64(given, "token_reward")
+    P, N, A = prob.ref_logp.shape[0], space.prefixes, space.actions
+    if token_reward.shape != (P, N, A):
+        raise ValueError(f"a token-level reward must have shape [{P}, {N}, {A}] (prompts, prefixes, vocab + EOS), "
+                         f"got {tuple(token_reward.shape)}")
+    if not torch.isfinite(token_reward).all():
+        raise ValueError("token_reward must be finite (found NaN or inf)")
+    if (token_reward[:, ~space.allowed] != 0).any():
+        raise ValueError("token_reward must be 0 on (prefix, token) steps the tree does not allow "
+                         "(EOS at depth < min_len, ordinary tokens at max_len)")
+    summed = space.sequence_sum(token_reward)
+    if prob.reward is not None and prob.token_reward is not None:
+        if not torch.allclose(_float64(prob.reward, "reward"), summed, rtol=0, atol=1e-12):
+            raise ValueError("reward and token_reward disagree: reward must be token_reward summed along each string")
+    set_field("token_reward", token_reward)
+    set_field("reward", summed)
 
 
 def did_rejected_logp(prob: Problem) -> torch.Tensor:

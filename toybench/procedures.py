@@ -27,9 +27,14 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_choice, check_positive, check_probability_rate, hyper_values
+from ._numerics import run_axis
 from .problem import Problem
+from .train import _recycle_large_blocks
 
 ONLINE_LOSSES = ("dpo", "ipo")
+RUN_BLOCK = 64
+"""Runs per block for the ``[B, P, Y, Y]`` pair-grid procedures, so temporaries stay in cache (B = 256,
+P = 8, Y = 16 on 2 cores: blocks of 64 run 3.5× faster than one block of 256)."""
 REFERENCES = ("previous", "initial")
 
 
@@ -78,9 +83,18 @@ def _start(prob: Problem, init, runs: int | None, *hypers) -> torch.Tensor:
     return table.reshape(-1, prob.P, prob.Y).expand(B, -1, -1).clone()
 
 
-def _run_axis(value: torch.Tensor) -> torch.Tensor:
-    """A scalar or ``[B]`` hyperparameter as ``[]`` or ``[B, 1, 1]``."""
-    return value if value.ndim == 0 else value[:, None, None]
+def _run_axis(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A scalar or ``[B]`` hyperparameter as ``[]`` or ``[B, 1, 1]`` on ``like``'s device."""
+    return run_axis(value).to(like.device)
+
+
+def _blocks(runs: int) -> list[slice]:
+    return [slice(start, min(start + RUN_BLOCK, runs)) for start in range(0, runs, RUN_BLOCK)]
+
+
+def _cut(value: torch.Tensor, block: slice) -> torch.Tensor:
+    """One block of a scalar or ``[B]`` hyperparameter."""
+    return value[block] if value.ndim else value
 
 
 def _every(value, iterations: int) -> int:
@@ -109,7 +123,7 @@ class _Recorder:
 
 def win_rates(prob: Problem, logp: torch.Tensor) -> torch.Tensor:
     """P(y ≻ π|x) = Σ_y′ π(y′|x)·M[x, y, y′] for a table ``[B, P, Y]``."""
-    return torch.einsum("pab,...pb->...pa", prob.preference_matrix(), logp.exp())
+    return torch.einsum("pab,...pb->...pa", prob.preference_matrix().to(logp.device), logp.exp())
 
 
 # ------------------------------------------------------------------------------ self-play
@@ -131,11 +145,11 @@ def sppo(prob: Problem, eta, iterations: int, tau=0.0, init=None, runs: int | No
     if (tau_value < 0).any() or (eta_value * tau_value > 1).any():
         raise ValueError("tau must be >= 0 with eta·tau <= 1 (a geometric mixture weight)")
     logp = _start(prob, init, runs, eta_value, tau_value)
-    eta_b, mix = _run_axis(eta_value), _run_axis(eta_value * tau_value)
+    eta_b, mix, ref = _run_axis(eta_value, logp), _run_axis(eta_value * tau_value, logp), prob.ref_logp.to(logp.device)
     record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations), average=True)
     record(0, logp)
     for step in range(1, iterations + 1):
-        logp = torch.log_softmax((1 - mix) * logp + mix * prob.ref_logp + eta_b * win_rates(prob, logp), -1)
+        logp = torch.log_softmax((1 - mix) * logp + mix * ref + eta_b * win_rates(prob, logp), -1)
         record(step, logp)
     return record.trajectory()
 
@@ -157,10 +171,10 @@ def on_policy_records(prob: Problem, logp: torch.Tensor, noise=0.0) -> torch.Ten
     policy = logp.exp()
     mu = policy[..., :, None] * policy[..., None, :] * (1 - torch.eye(prob.Y, dtype=logp.dtype, device=logp.device))
     mu = mu / mu.sum((-1, -2), keepdim=True)
-    rate = _run_axis(hyper_values(noise, "noise"))
+    rate = _run_axis(hyper_values(noise, "noise"), logp)
     rate = rate if rate.ndim == 0 else rate[..., None]
-    pref = prob.preference_matrix()
-    return prob.prompt_weights[:, None, None] * (mu + mu.transpose(-1, -2)) * ((1 - rate) * pref + rate * (1 - pref))
+    pref, rho = prob.preference_matrix().to(logp.device), prob.prompt_weights.to(logp.device)
+    return rho[:, None, None] * (mu + mu.transpose(-1, -2)) * ((1 - rate) * pref + rate * (1 - pref))
 
 
 def population_logit_grad(records: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, slope) -> torch.Tensor:
@@ -194,13 +208,21 @@ def online_dpo(prob: Problem, beta, iterations: int, lr=1.0, loss: str = "dpo", 
     check_positive(lr, "lr")
     check_probability_rate(noise, "noise")
     beta_value, lr_value = hyper_values(beta, "beta"), hyper_values(lr, "lr")
-    logits = _start(prob, init, runs, beta_value, lr_value, hyper_values(noise, "noise"))
-    slope, lr_b = _margin_slope(loss, _run_axis(beta_value)), _run_axis(lr_value)
+    noise_value = hyper_values(noise, "noise")
+    logits = _start(prob, init, runs, beta_value, lr_value, noise_value)
+    _recycle_large_blocks()
+    if logits.shape[0] > RUN_BLOCK:
+        parts = [online_dpo(prob, _cut(beta_value, block), iterations, _cut(lr_value, block), loss,
+                            _cut(noise_value, block), logits[block], record_every=record_every)
+                 for block in _blocks(logits.shape[0])]
+        return Trajectory(torch.cat([part.logp for part in parts], 1), parts[0].steps)
+    slope, lr_b = _margin_slope(loss, _run_axis(beta_value, logits)), _run_axis(lr_value, logits)
+    ref = prob.ref_logp.to(logits.device)
     record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations))
     record(0, logits)
     for step in range(1, iterations + 1):
         records = on_policy_records(prob, logits, noise)
-        logits = torch.log_softmax(logits - lr_b * population_logit_grad(records, logits, prob.ref_logp, slope), -1)
+        logits = torch.log_softmax(logits - lr_b * population_logit_grad(records, logits, ref, slope), -1)
         record(step, logits)
     return record.trajectory()
 
@@ -220,22 +242,30 @@ def ofs_dpo(prob: Problem, beta, iterations: int, lr=1.0, slow_ratio=0.1, lam=1.
     lam_value = hyper_values(lam, "lam")
     if (lam_value < 0).any():
         raise ValueError(f"lam must be >= 0, got {lam!r}")
-    fast = _start(prob, init, runs, beta_value, lr_value, lam_value, hyper_values(slow_ratio, "slow_ratio"))
+    ratio_value = hyper_values(slow_ratio, "slow_ratio")
+    fast = _start(prob, init, runs, beta_value, lr_value, lam_value, ratio_value)
+    _recycle_large_blocks()
+    if fast.shape[0] > RUN_BLOCK:
+        parts = [ofs_dpo(prob, _cut(beta_value, block), iterations, _cut(lr_value, block), _cut(ratio_value, block),
+                         _cut(lam_value, block), fast[block], record_every=record_every)
+                 for block in _blocks(fast.shape[0])]
+        return Trajectory(torch.cat([part.logp for part in parts], 1), parts[0].steps,
+                          slow=torch.cat([part.slow for part in parts], 1))
     slow = fast.clone()
-    beta_b, lr_b = _run_axis(beta_value), _run_axis(lr_value)
-    slow_lr, lam_b = lr_b * _run_axis(hyper_values(slow_ratio, "slow_ratio")), _run_axis(lam_value)
-    records = _fixed_records(prob).expand(fast.shape[0], -1, -1, -1)
+    beta_b, lr_b = _run_axis(beta_value, fast), _run_axis(lr_value, fast)
+    slow_lr, lam_b = lr_b * _run_axis(ratio_value, fast), _run_axis(lam_value, fast)
+    records = _fixed_records(prob).to(fast.device).expand(fast.shape[0], -1, -1, -1)
+    ref = prob.ref_logp.to(fast.device)
     dpo_slope = _margin_slope("dpo", beta_b)
     record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations))
     slow_iterates = [slow.clone()]
     record(0, fast)
     for step in range(1, iterations + 1):
-        fast_grad = population_logit_grad(records, fast, prob.ref_logp,
-                                          _chasing_slope(dpo_slope, slow - prob.ref_logp, lam_b, beta_b))
-        slow_grad = population_logit_grad(records, slow, prob.ref_logp, dpo_slope)
+        fast_grad = population_logit_grad(records, fast, ref, _chasing_slope(dpo_slope, slow - ref, lam_b, beta_b))
+        slow_grad = population_logit_grad(records, slow, ref, dpo_slope)
         fast = torch.log_softmax(fast - lr_b * fast_grad, -1)
         slow = torch.log_softmax(slow - slow_lr * slow_grad, -1)
-        swap = (_dpo_value(records, slow, prob.ref_logp, beta_b) < _dpo_value(records, fast, prob.ref_logp, beta_b))
+        swap = _dpo_value(records, slow, ref, beta_b) < _dpo_value(records, fast, ref, beta_b)
         swap = swap[:, None, None]
         fast, slow = torch.where(swap, slow, fast), torch.where(swap, fast, slow)
         if step % record.every == 0 or step == iterations:
@@ -277,13 +307,13 @@ def iterative_dpo(prob: Problem, beta, rounds: int, judge=None, reference: str =
     check_choice(reference, "reference", REFERENCES)
     beta_value = hyper_values(beta, "beta")
     logp = _start(prob, init, runs, beta_value)
-    value = _judge(prob, judge)
+    value = _judge(prob, judge).to(logp.device)
     anchor = logp.clone()
     record = _Recorder(_count(rounds, "rounds"), 1)
     record(0, logp)
     for step in range(1, rounds + 1):
         base = logp if reference == "previous" else anchor
-        logp = torch.log_softmax(base + value / _run_axis(beta_value), -1)
+        logp = torch.log_softmax(base + value / _run_axis(beta_value, logp), -1)
         record(step, logp)
     return record.trajectory()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_probability_rate, hyper_values
-from .pairs import Pairs, _seeds
+from .pairs import Pairs, _seeds, sample_pairs
 from .problem import Problem
 from .spaces import FlatSpace
 
@@ -102,6 +102,17 @@ class Lists:
         made = cls(prompt[None], items[None], (weight / weight.sum())[None], prob, scores)
         made.validate()
         return made
+
+    @classmethod
+    def from_scores(cls, prob: Problem, prompts, items, scores, weights=None) -> Lists:
+        """Lists of k scored responses (any order), ranked here by score, highest first (ties keep
+        the given order); the scores travel along as labels."""
+        scores = torch.as_tensor(scores, dtype=torch.float64)
+        items = torch.as_tensor(items, dtype=torch.int64)
+        if scores.shape != items.shape:
+            raise ValueError(f"scores {tuple(scores.shape)} must match items {tuple(items.shape)}")
+        order = torch.argsort(scores, dim=-1, descending=True, stable=True)
+        return cls.from_records(prob, prompts, items.gather(-1, order), weights, scores.gather(-1, order))
 
     def validate(self) -> None:
         """ValueError unless each list is a permutation of distinct in-range responses."""
@@ -234,6 +245,22 @@ def policy_pairs(prob: Problem, policy_logp, opponent_logp=None, noise=0.0) -> P
     weight = prob.prompt_weights[:, None, None] * (mu + mu.transpose(-1, -2)) * ((1 - rate) * pref + rate * (1 - pref))
     x, a, b = (~torch.eye(prob.Y, dtype=torch.bool)).expand(prob.P, -1, -1).nonzero(as_tuple=True)
     return Pairs(x[None], a[None], b[None], weight.reshape(-1, prob.P, prob.Y, prob.Y)[:, x, a, b], prob, noise)
+
+
+def sample_policy_pairs(prob: Problem, policy_logp, n: int, noise=0.0, seed=0, opponent_logp=None) -> Pairs:
+    """``n`` records per run with both responses drawn from the policy (μ = π_b ⊗ π′_b, π′ = π by
+    default), hard labels from the problem's preference flipped at rate ``noise``: the sampled
+    counterpart of ``policy_pairs``. ``policy_logp`` ``[P, Y]`` or ``[B, P, Y]``; ``seed`` an int s
+    (run b uses s + b) or B ints; run b equals ``sample_pairs`` on the problem with pair law π_b ⊗ π′_b."""
+    policy = _policy_table(prob, policy_logp, "policy_logp")
+    opponent = policy if opponent_logp is None else _policy_table(prob, opponent_logp, "opponent_logp")
+    runs = max(policy.shape[0], opponent.shape[0])
+    seeds = _seeds(seed, runs)
+    rows = [sample_pairs(prob.replace(pair_dist=model_pair_law(policy[min(b, len(policy) - 1)],
+                                                               opponent[min(b, len(opponent) - 1)])),
+                         n, noise, seeds[b]) for b in range(runs)]
+    stack = lambda name: torch.cat([getattr(row, name) for row in rows])  # noqa: E731
+    return Pairs(stack("prompt"), stack("chosen"), stack("rejected"), stack("weight"), prob, noise)
 
 
 def _policy_table(prob: Problem, logp, name: str) -> torch.Tensor:

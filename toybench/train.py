@@ -433,7 +433,7 @@ class _RecordGrid:
         if loss.stateful or prob.P * prob.Y * prob.Y > GRID_FILL * pairs.size:
             return None
         cells = ((pairs.prompt * prob.Y + pairs.chosen) * prob.Y + pairs.rejected).to(like.device)
-        counts = torch.zeros(pairs.runs, prob.P * prob.Y * prob.Y, device=like.device)
+        counts = torch.zeros(cells.shape[0], prob.P * prob.Y * prob.Y, device=like.device)
         counts.scatter_add_(1, cells, torch.ones(cells.shape, device=like.device))
         extras = {}
         for name in loss.required_inputs(prob.space):

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     nash,
     rankings,
     selfplay,
+    sequence,
 )
 from .registry import REGISTRY, Claim, Result, claim, evaluate, run, select
 

@@ -14,15 +14,17 @@ import sys
 from .. import __version__
 from ._options import HelpFormatter, Parser, UsageError
 
-COMMANDS = ("verify", "listing", "train", "compare", "explain")
+COMMANDS = ("verify", "listing", "train", "compare", "explain", "sweep")
 """Modules of this package, one subcommand each, in the order ``--help`` lists them."""
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="toybench", formatter_class=HelpFormatter,
-                    description="Exact, enumerable toy problems for DPO-family preference losses.")
+                    description="Exact, enumerable toy problems for DPO-family preference losses.",
+                    epilog="toybench COMMAND --help lists a command's options with their defaults; "
+                           "python -m toybench is the same program.")
     parser.add_argument("--version", action="version", version=f"toybench {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
     return parser

@@ -8,12 +8,16 @@ import json
 import math
 import os
 import pathlib
+import re
 import sys
 
 import torch
 
 SHARED = {"beta": "β", "eps": "ε"}
 """Loss fields that a shared flag (``--beta``, ``--eps``) sets for every loss that has them."""
+
+
+NEGATIVE_NUMBERS = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,.*)?$")
 
 
 class UsageError(ValueError):
@@ -25,7 +29,12 @@ class UsageError(ValueError):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage block) and never exits the interpreter."""
+    """argparse, but an error is one line (no usage block) and never exits the interpreter, and a
+    comma list that starts with a negative number (``--scores -1,0,2,1``) is a value, not an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBERS
 
     def error(self, message):
         raise UsageError(message, where=self.prog)
@@ -108,9 +117,13 @@ def show_progress(args) -> bool:
 # ------------------------------------------------------------------------------ the problem
 def add_problem_options(parser) -> None:
     group = parser.add_argument_group("problem")
-    group.add_argument("--problem", choices=["e1", "random"], default="e1",
+    group.add_argument("--problem", choices=["e1", "random", "sequence"], default="e1",
                        help="e1: the worked instance E1 (one prompt, Y=4, π_ref=(.4,.3,.2,.1), r=(0,.5,1.5,3)); "
-                            "random: Problem.random with --responses, --prompts, --seed, --reward-scale")
+                            "random: Problem.random with --responses, --prompts, --seed, --reward-scale; "
+                            "sequence: Problem.random over SequenceSpace(--vocab, --max-len) (real token lengths; "
+                            "needed by the token-level losses)")
+    group.add_argument("--vocab", type=int, default=2, help="ordinary tokens of --problem sequence")
+    group.add_argument("--max-len", type=int, default=2, help="longest string of --problem sequence")
     group.add_argument("--responses", type=int, default=None, help="Y for --problem random (6 when not given)")
     group.add_argument("--prompts", type=int, default=None, help="P for --problem random (1 when not given)")
     group.add_argument("--reward-scale", type=float, default=None,
@@ -139,6 +152,18 @@ def problem(args):
     from ..problem import Problem
     from ..spaces import FlatSpace
 
+    if args.problem == "sequence":
+        from ..spaces import SequenceSpace
+        if args.responses is not None or args.lengths != "unit":
+            raise UsageError("--responses and --lengths: not for --problem sequence (Y and the lengths follow "
+                             "from --vocab and --max-len)")
+        try:
+            space = SequenceSpace(args.vocab, args.max_len)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        return Problem.random(space, prompts=_or(args.prompts, 1), seed=args.seed,
+                              reward_scale=_or(args.reward_scale, 1.0), preference=args.preference,
+                              pair_dist=args.pair_dist)
     if args.problem == "e1":
         given = [f"--{name.replace('_', '-')}" for name in ("responses", "prompts", "reward_scale")
                  if getattr(args, name) is not None] + ["--preference general"] * (args.preference != "bt")
@@ -166,6 +191,10 @@ def check_supplied(loss, prob, args) -> None:
     """A loss that needs what the problem lacks: say which flag supplies it."""
     from ..losses.fdiv import REWARD_INPUTS
     needs = set(loss.needs)
+    try:
+        loss.required_inputs(prob.space)
+    except ValueError as error:
+        raise UsageError(f"{error}: use --problem sequence (with --vocab, --max-len)") from None
     if ("score_gap" in needs or loss.name == "ddo") and prob.reward is None and args.scores is None:
         what = "p_data = softmax(score)" if loss.name == "ddo" else "score gaps"
         raise UsageError(f"loss {loss.name!r} needs reward-model scores for its {what} and the problem has no "

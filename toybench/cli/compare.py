@@ -31,5 +31,6 @@ def run(args) -> int:
     if args.json or args.json_out:
         opt.emit_json(args, frame.to_dict(orient="records"))
     if not args.json:
+        print(f"problem: {prob!r}")
         print(format_table(frame))
     return 0

@@ -1,6 +1,8 @@
 """``toybench train``: train one loss, B runs in one tensor program, and print the final metrics."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import _options as opt
@@ -63,7 +65,7 @@ def run(args) -> int:
     history = train(Tabular(prob, runs=len(points)), loss, pairs, steps=args.steps, optimizer=args.optimizer,
                     lr=args.lr, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
                     target=target, progress=opt.show_progress(args) and not args.no_progress)
-    runs = [{"run": b, "loss": spec_of(run_loss(loss, b) if loss.runs else loss), "noise": rates[b],
+    runs = [{"run": b, "spec": spec_of(run_loss(loss, b) if loss.runs else loss), "noise": rates[b],
              **({"data_seed": seeds[b]} if args.samples is not None else {})} for b in range(len(points))]
     final = {key: [_shown(key, v) for v in torch.as_tensor(value).reshape(-1).tolist()]
              for key, value in history.final.items()}
@@ -74,7 +76,7 @@ def run(args) -> int:
     if not args.json:
         _print(args, prob, runs, final)
     if args.plot:
-        _plot_history(history, args.plot, [run["loss"] for run in runs], title=f"{args.loss} on {args.problem}")
+        _plot_history(history, args.plot, [run["spec"] for run in runs], title=f"{args.loss} on {args.problem}")
         print(f"plot written to {args.plot}")
     return 0
 
@@ -96,6 +98,9 @@ def _print(args, prob, runs, final) -> None:
     for key, text in lines:
         print(f"{key:>{width}}: {text}")
     print(f"(one value per run; {RULE})")
+    if args.target == "closed" and all(math.isnan(v) for v in final["kl_to_target"]):
+        print("(no closed-form target is known for this loss here: --target solve compares with tb.solve's "
+              "exact minimiser)")
 
 
 def _plot_history(history, path, labels, title):

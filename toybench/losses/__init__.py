@@ -35,6 +35,7 @@ from .selfplay import (
                        win_probability,
                        with_win_probs,
 )
+from .token import D3PO, LDDPO, AutoregressiveDPO, TokenDPO
 
 __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "register",
            "DPO", "IPO", "Hinge", "CDPO", "RDPO",
@@ -46,4 +47,4 @@ __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "registe
            "SPPO", "DDO", "DisCO", "ddo_pairs", "ddo_formula", "ddo_matching_alpha", "hedge_step",
            "win_probability", "with_win_probs",
            "ListLoss", "PlackettLuce", "LiPO", "RankDPO", "TPO", "IRPO", "AnchoredDPO", "CurryDPO", "list_objective",
-           "solve_lists"]
+           "solve_lists", "LDDPO", "AutoregressiveDPO", "TokenDPO", "D3PO"]

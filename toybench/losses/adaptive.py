@@ -99,6 +99,7 @@ class BetaDPO(MarginLoss):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
     stateful = True
 
     def validate(self):
@@ -205,6 +206,7 @@ class MADPO(MarginLoss):
     target_kind = "numeric"
     family = "non_proper"
     convex = True
+    falls_forever = True
     needs = (SCORE_GAP,)
 
     def validate(self):
@@ -265,6 +267,7 @@ class DADPO(MarginLoss):
     target_kind = "numeric"
     family = "non_proper"
     convex = True
+    falls_forever = True
     needs = (SCORE_GAP,)
 
     def validate(self):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
-from .._numerics import bisect, softplus
+from .._numerics import bisect, run_axis, softplus
 from ..pairs import population
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -383,8 +383,7 @@ class BCO(Loss):
         chosen_rate, rejected_rate = records.sum(-1), records.sum(-2)
         if not bool(((chosen_rate > 0) & (rejected_rate > 0)).all()):
             return None
-        beta = hyper_values(self.beta, "beta")
-        beta = beta if beta.ndim == 0 else beta[:, None, None]
+        beta = run_axis(self.beta, "beta")
         table = torch.log_softmax(prob.ref_logp + (chosen_rate.log() - rejected_rate.log()) / beta, -1)
         if self.runs is None and hyper_values(noise, "noise").ndim == 0:
             return table[0]
@@ -461,10 +460,16 @@ class DPOP(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = True
+    kink = ("chosen", -1)
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.lam, "lam", low=0.0, allowed="lam >= 0 (weight of the chosen-drop penalty)")
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
+        """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected - self.hp("lam", chosen) * slack))
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
@@ -501,10 +506,16 @@ class MinorDPO(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = False
+    kink = ("rejected", 1)
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         return softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
+        """The loss with max(0, g_l) replaced by ``slack`` (nondecreasing in it)."""
+        chosen = chosen_logp - ref_chosen_logp
+        return softplus(-self.hp("beta", chosen) * (chosen - slack))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−β(g_w − max(0, g_l))): ∂L/∂g_w = −s, ∂L/∂g_l = s·1[g_l > 0] (relu′(0) = 0)."""
@@ -611,10 +622,18 @@ class SPO(Loss):
         check_range(self.lam, "lam", low=0.0, allowed="lam >= 0 (penalty weight λ)")
         _check_string_choice(self.reading, "reading", SPO_READINGS)
 
+    kink = ("chosen", -1)
+
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         drop = -chosen / inputs["chosen_len"] if self.reading == "vf" else -chosen
         return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack, **inputs):
+        """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        penalty = slack / inputs["chosen_len"] if self.reading == "vf" else slack
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * penalty
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)) and d = ∂drop/∂g_w (−1/|y_w| for ``"vf"``, −1 for ``"hinge"``):

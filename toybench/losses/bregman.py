@@ -29,20 +29,9 @@ import torch
 from .._checks import check_choice, check_positive, check_range, hyper_values
 from .._numerics import run_axis, softplus
 from ._targets import is_zero, potential_target
-from .base import MarginLoss, register
+from .base import MarginLoss, by_fields, register
 
 GENERATORS = ("lr", "kliep", "lsif", "ba")
-
-
-class by_fields:
-    """A class attribute (``convex``, ``family``, ``target_kind``, ``needs``) whose value on an
-    instance depends on its fields; the class itself reports ``default`` (its default fields)."""
-
-    def __init__(self, default, rule):
-        self.default, self.rule = default, rule
-
-    def __get__(self, loss, owner):
-        return self.default if loss is None else self.rule(loss)
 
 
 def _all(value, predicate) -> bool:

@@ -99,12 +99,18 @@ class SimPO(_LogisticScaledMargin):
     evidence = "code, derived"
     target_kind = "projection"
     family = "non_proper"
-    convex = True
+    convex = False          # in the logits only at equal lengths; convex in Δ = ℓ_w/|y_w| − ℓ_l/|y_l|
+    solver_case = "convex"
+    falls_forever = True
     needs = LENGTH_INPUTS
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.gamma, "gamma", low=0.0, allowed="gamma >= 0 (SimPO's target reward margin γ)")
+
+    def margin_coefficients(self, inputs):
+        chosen, rejected = 1 / inputs["chosen_len"], 1 / inputs["rejected_len"]
+        return chosen, rejected, -self.hp("gamma", chosen) / self.hp("beta", chosen) + 0 * chosen
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         normalised = chosen_logp / inputs["chosen_len"] - rejected_logp / inputs["rejected_len"]
@@ -139,8 +145,14 @@ class SigmoidNorm(_LogisticScaledMargin):
     evidence = "code, derived"
     target_kind = "closed"
     family = "logit_link"
-    convex = True
+    convex = False          # in the logits only at equal lengths; convex in Δ
+    solver_case = "convex"
+    falls_forever = True
     needs = LENGTH_INPUTS
+
+    def margin_coefficients(self, inputs):
+        chosen, rejected = 1 / inputs["chosen_len"], 1 / inputs["rejected_len"]
+        return chosen, rejected, rejected * inputs["ref_rejected_logp"] - chosen * inputs["ref_chosen_logp"]
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         return ((chosen_logp - ref_chosen_logp) / inputs["chosen_len"]
@@ -179,11 +191,18 @@ class LengthRegularizedDPO(_LogisticScaledMargin):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
     needs = LENGTH_INPUTS
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.alpha, "alpha", low=0.0, allowed="alpha >= 0 (a penalty per token; 0 is DPO)")
+
+    def margin_coefficients(self, inputs):
+        ones = torch.ones_like(inputs["chosen_logp"])
+        gap = inputs["chosen_len"] - inputs["rejected_len"]
+        offset = inputs["ref_rejected_logp"] - inputs["ref_chosen_logp"] + self.hp("alpha", ones) * gap / self.hp("beta", ones)
+        return ones, ones, offset
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         delta = (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp)

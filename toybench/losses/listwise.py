@@ -342,9 +342,14 @@ def solve_lists(loss: ListLoss, lists, tol: float = 1e-10, max_iter: int = 100) 
     shift-invariant directions; a gradient step where the Newton direction does not descend),
     from π_ref; ValueError unless the gradient norm ends ≤ ``tol``. Convex losses give the global
     minimiser; for ``fpo``/``exo`` lists the answer is a certified stationary point. LiPO-style
-    weights that follow the model's ranks have no fixed objective and are refused."""
+    weights that follow the model's ranks have no fixed objective and are refused. Hard rankings
+    with no finite minimiser raise ``tb.NoFiniteMinimum`` first. Responses in different components
+    of the ranking graph (never compared, directly or through others) keep their π_ref masses:
+    Newton's pseudo-inverse step never moves along those shifts."""
     if loss.name in ("lipo", "rank_dpo") and getattr(loss, "rank_source", "predicted") == "predicted":
         raise ValueError(f"solve_lists needs a fixed objective; {loss.name!r} weights move with the model's ranks")
+    if lists.scores is None:
+        _check_rankings_finite(lists)
     prob = lists.problem
     runs = lists.runs
     logits = prob.ref_logp.expand(runs, -1, -1).clone()
@@ -369,6 +374,39 @@ def solve_lists(loss: ListLoss, lists, tol: float = 1e-10, max_iter: int = 100) 
                          "rank some pair one way only (no finite minimiser)")
     logp = torch.log_softmax(logits, -1)
     return ListSolution(logp[0] if runs == 1 else logp, list_objective(loss, logp, lists).detach(), certificate)
+
+
+def _check_rankings_finite(lists) -> None:
+    """Hard rankings: a logit-link list loss has a finite minimiser only if every ranked pair (a above
+    b in some list of positive weight) lies on a directed cycle of its prompt's ranking graph, i.e.
+    inside one strongly connected component (for Plackett–Luce this is Ford's condition, Hunter,
+    Ann. Statist. 32 (2004), Assumption 1); otherwise the infimum needs an infinite margin and
+    ``tb.NoFiniteMinimum`` is raised, naming the prompt and the pair."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from ..solve import NoFiniteMinimum
+
+    prob = lists.problem
+    k = lists.k
+    upper = torch.ones(k, k, dtype=torch.bool).triu(1)
+    first, second = upper.nonzero(as_tuple=True)
+    keep = lists.weight > 0
+    prompt = lists.prompt[keep]
+    better, worse = lists.items[keep][:, first].reshape(-1), lists.items[keep][:, second].reshape(-1)
+    prompt = prompt[:, None].expand(-1, len(first)).reshape(-1)
+    for x in prompt.unique().tolist():
+        mine = prompt == x
+        a, b = better[mine].numpy(), worse[mine].numpy()
+        graph = csr_matrix((np.ones(len(a)), (a, b)), shape=(prob.Y, prob.Y))
+        _, component = connected_components(graph, directed=True, connection="strong")
+        open_edges = component[a] != component[b]
+        if open_edges.any():
+            i = int(np.flatnonzero(open_edges)[0])
+            raise NoFiniteMinimum(f"prompt {x}: response {a[i]} is ranked above {b[i]} but no chain of rankings leads "
+                                  f"back from {b[i]} to {a[i]}, so the list loss has no finite minimiser (its infimum "
+                                  "needs an infinite margin)")
 
 
 def _gradient(objective, logits):

@@ -98,6 +98,9 @@ class TanPrincipled(MarginLoss):
         check_positive(self.beta, "beta")
         check_choice(self.zeta, "zeta", ZETA_MODES)
 
+    def margin_coefficients(self, inputs):
+        return super().margin_coefficients(inputs) if self.zeta == "margin" else None
+
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         delta = super().margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         if self.zeta == "margin":

@@ -64,6 +64,13 @@ class RDPO(MarginLoss):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
+
+    def effective_table(self, table):
+        """D_eff(a, b) = [(1 − ε)D(a, b) − εD(b, a)]/(1 − 2ε): rDPO's population loss is DPO's on
+        D_eff (plus a constant) [derived]."""
+        eps = float(self.eps)
+        return ((1 - eps) * table - eps * table.transpose(-1, -2)) / (1 - 2 * eps)
 
     def validate(self):
         check_positive(self.beta, "beta")
