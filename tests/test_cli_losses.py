@@ -1,5 +1,6 @@
 """Every registered loss runs from `toybench compare` and `toybench train` with the command line's
-defaults: lengths, score gaps, win probabilities and DDO's records come from the problem."""
+defaults: lengths, score gaps, win probabilities and DDO's records come from the problem; the
+token-level losses run on ``--problem sequence``."""
 import json
 
 import pytest
@@ -7,11 +8,7 @@ import pytest
 import toybench as tb
 from toybench.cli import main
 
-FLAT_LOSSES = [n for n in tb.losses.names() if not getattr(tb.losses.REGISTRY[n], "needs_table", False)]
-"""The command line's problems are flat; token-level losses need a SequenceSpace (tests/test_losses_token.py)."""
-
-
-@pytest.mark.parametrize("name", FLAT_LOSSES)
+@pytest.mark.parametrize("name", tb.losses.names())
 def test_every_loss_runs_through_compare_and_train(name, capsys):
     token_level = isinstance(tb.losses.make(name), tb.losses.token.TokenLoss)
     problem = ["--problem", "sequence"] if token_level else []
