@@ -1,4 +1,4 @@
-"""Batched training vs a per-run loop (DESIGN.md, Contract 5).
+"""Batched training vs a per-run loop (docs/conventions.md, speed).
 
 Population records of a random P=8, Y=32 problem, Adam (lr 0.05), float32. Four timings, in
 one process, alternated over ``--trials`` trials (median reported):

@@ -1,6 +1,6 @@
 """Claims of toybench/claims/adaptive.py, selfplay.py and did.py: expected verdicts pinned (every
 verdict is checked in test_claims_verdicts.py), and the measured numbers agree with the
-reference's independently derived E1 values (losses.md §2.8, §2.9, §2.12)."""
+independently derived E1 values (E1: docs/conventions.md)."""
 import pytest
 from conftest import assert_expected_verdicts, claim_result
 
@@ -32,7 +32,7 @@ EXPECTED = {
     "did.random_sampler_not_pistar": "holds",
 }
 
-# Reference values ([derived] there by BFGS on E1), with the digits the reference gives.
+# Independently derived values (BFGS on E1), with their printed digits.
 REFERENCE_VALUES = {
     "sppo.hard": (0.373, 5e-4),
     "sppo.small_spread_approx_e1": (0.189, 5e-4),

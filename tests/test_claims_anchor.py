@@ -1,7 +1,7 @@
 """Claims of toybench/claims/anchor.py: expected verdicts pinned (every verdict is checked in
 test_claims_verdicts.py), and the measured numbers agree with independent SciPy minimisers written
-in tests/test_losses_anchor.py (exact face solutions at kink optima) and with the reference's E1
-values (losses.md §2.7)."""
+in tests/test_losses_anchor.py (exact face solutions at kink optima) and with independently derived E1
+values (E1: docs/conventions.md)."""
 import pytest
 from conftest import E1_REF, assert_expected_verdicts, claim_result
 from test_losses_anchor import PISTAR, record_weights, scipy_e1, scipy_minimiser, tv
@@ -65,8 +65,8 @@ INDEPENDENT = {
     "flex_dpo.not_pistar": (lambda: tv(scipy_e1("flex_dpo", "uniform")[0], PISTAR), 1e-7),
 }
 
-# Reference E1 values (losses.md §2.7, 3 decimals): the measured number must match to half a unit
-# of the last digit, except where the reference rounds 0.23546 up (kto) and DPOP λ = 5 (see
+# Independently derived E1 values (3 decimals): the measured number must match to half a unit
+# of the last digit, except where the printed value rounds 0.23546 up (kto) and DPOP λ = 5 (see
 # test_losses_anchor.test_e1_distances_match_reference).
 REFERENCE_VALUES = {
     "kto.not_pistar": (0.236, 1e-3),

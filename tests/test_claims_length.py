@@ -1,6 +1,6 @@
 """Claims of toybench/claims/length.py: expected verdicts pinned (every verdict is checked in
-test_claims_verdicts.py), and the measured numbers agree with the reference's independently
-derived E1 values (losses.md §2.5, §2.6)."""
+test_claims_verdicts.py), and the measured numbers agree with independently
+derived E1 values (E1: docs/conventions.md)."""
 import pytest
 from conftest import assert_expected_verdicts, claim_result
 
@@ -27,7 +27,7 @@ EXPECTED = {
     "discopop.depends_on_mu": "holds",
 }
 
-# Reference E1 values (3 significant digits, [derived] there by BFGS/LP): the measured number must match.
+# Independently derived E1 values (3 significant digits, by BFGS/LP): the measured number must match.
 REFERENCE_VALUES = {
     "simpo.gamma_depends_on_mu": 0.005,
     "sigmoid_norm.not_pistar": 0.418,

@@ -19,5 +19,6 @@ def test_claim_is_documented_quick_and_as_expected(claim_id):
     assert item.citation and item.assumptions and item.statement
     assert result.error == ""
     assert result.verdict == result.expected, (result.measured, result.comparison, result.tolerance)
-    # each is ≲ 1 s on the idle 2-core machine; the bound only catches pathological slowdowns
-    assert result.seconds < 5.0
+    # each is ≲ 1 s on an idle 2-core machine; the bound is loose (a loaded or slower machine
+    # must stay green) and only catches pathological slowdowns such as a solver that stalls
+    assert result.seconds < 30.0

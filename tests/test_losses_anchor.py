@@ -3,17 +3,18 @@ values, TRL cross-checks, state protocols, the free-δ BCO target, E1 minimisers
 per-run broadcasting.
 
 Every expected number is computed here independently: NumPy formulas, hand arithmetic, SciPy
-minimisers over the simplex written with NumPy loss code, or the reference's E1 values
-(losses.md §0.4, §2.7, §3).
+minimisers over the simplex written with NumPy loss code, or independently derived E1 values
+(E1: docs/conventions.md).
 """
 import functools
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import scipy.optimize as so
 import torch
-from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
+from conftest import E1_PISTAR, E1_REF, E1_REWARD, assert_exact_minimiser, e1_problem, newton_minimiser
 
 import toybench as tb
 
@@ -30,7 +31,7 @@ PISTAR = E1_REF * np.exp(E1_REWARD) / (E1_REF * np.exp(E1_REWARD)).sum()   # π*
 
 
 def test_pistar_matches_reference():
-    np.testing.assert_allclose(PISTAR, E1_PISTAR, atol=5e-7)       # reference §0.4, 6 decimals
+    np.testing.assert_allclose(PISTAR, E1_PISTAR, atol=5e-7)       # derived here, 6 decimals
 
 
 def softplus(t):
@@ -356,7 +357,7 @@ def test_bco_free_delta_is_the_profile_minimiser():
         def slope(delta):
             return (weight[0] * (sigmoid(delta - a[run]) - sigmoid(b[run] - delta))).sum()
         root = so.brentq(slope, -50, 50, xtol=1e-14, rtol=1e-15)
-        assert got[run] == pytest.approx(root, abs=1e-12)
+        assert got[run] == pytest.approx(root, abs=1e-12)   # brentq: |root − δ*| ≤ xtol + 4·eps·|δ*| ≈ 1e-14
         profile = lambda d: (weight[0] * (softplus(d - a[run]) + softplus(b[run] - d))).sum()  # noqa: E731
         assert profile(root) < min(profile(root - 1e-3), profile(root + 1e-3))
     updated = loss.update_state(loss.init_state(B, inputs["chosen_logp"]), inputs, torch.tensor(weight))
@@ -385,12 +386,11 @@ BETAS = torch.tensor([0.1, 1.0, 3.0], dtype=torch.float64)
     ("dpop", {"beta": BETAS, "lam": 5.0}), ("minor_dpo", {"beta": BETAS}), ("spo", {"beta": BETAS, "lam": 2.0}),
     ("spo", {"beta": BETAS, "lam": 2.0, "reading": "vf"}), ("bco", {"beta": BETAS, "delta": 0.3}),
 ])
-def test_closed_form_grads_match_autograd(name, kwargs, monkeypatch):
+def test_closed_form_grads_match_autograd(name, kwargs):
     """Random log-ratios, |g| = 600 (|βg| from 60 to 1800) on both sides and g = 0 exactly (the
     kinks of dpop, minor_dpo and spo, where autograd takes relu′(0) = 0), [B] β: the closed form
-    equals autograd. The reference differentiates the exact softplus log(1 + e^x): F.softplus is
-    the identity above x = 20, so its slope there is 1 instead of σ(x) (a 2e-9 relative gap)."""
-    monkeypatch.setattr(torch.nn.functional, "softplus", lambda x: torch.logaddexp(x, torch.zeros_like(x)))
+    equals autograd (the losses' softplus is float64-exact up to x = 40 and the identity beyond,
+    where σ(x) = 1 in float64, so its autograd slope is σ(x) everywhere)."""
     loss = tb.losses.make(name, **kwargs)
     rng = np.random.default_rng(11)
     chosen = torch.tensor(np.concatenate([rng.normal(-3, 2, size=(3, 6)), [[-600, 600, -2.0, -1.0]] * 3], 1))
@@ -537,7 +537,7 @@ def test_kink_faces_are_optimal(label, law):
 
 
 def test_e1_apo_minimisers_match_reference():
-    """Reference §2.7: APO-zero (0, 0, 0.2985, 0.7015) under W_u, (0, 0, 0.542, 0.458) under W_s,
+    """Derived independently: APO-zero (0, 0, 0.2985, 0.7015) under W_u, (0, 0, 0.542, 0.458) under W_s,
     infimum 0.6055; APO-down all mass on y₁ (W_u) / y₃ (W_s), infimum 0.5315 (W_u). The printed
     digits bound the tolerances; zero masses are numerical zeros (the slope vanishes like σ′)."""
     found, value = scipy_e1("apo_zero", "uniform")
@@ -561,8 +561,8 @@ def test_e1_apo_minimisers_match_reference():
     ("flex_dpo", "pistar", "uniform", 0.074),
 ])
 def test_e1_distances_match_reference(label, other, law, expected):
-    """Reference §2.7 E1 distances, printed to 3 decimals: tolerance half a unit of the last digit,
-    except DPOP λ = 5, whose exact face optimum gives 0.4039 and 0.0607 where the reference prints
+    """Independently derived E1 distances, printed to 3 decimals: tolerance half a unit of the last digit,
+    except DPOP λ = 5, whose exact face optimum gives 0.4039 and 0.0607 where the kink-blind value is
     0.402 and 0.062 (a generic search stopping short of the kink): 2e-3 there."""
     tolerance = 2e-3 if label == "dpop_lam5" else 5e-4
     assert e1_tv(label, other, law) == pytest.approx(expected, abs=tolerance)
@@ -570,12 +570,12 @@ def test_e1_distances_match_reference(label, other, law, expected):
 
 @pytest.mark.parametrize("label, expected", [("nca", 0.024), ("minor_dpo", 0.090)])
 def test_e1_mu_dependence_matches_reference(label, expected):
-    """Reference §2.7: TV between the W_u and W_s minimisers (3 decimals)."""
+    """Derived: TV between the W_u and W_s minimisers (3 decimals)."""
     assert tv(scipy_e1(label, "uniform")[0], scipy_e1(label, "ref")[0]) == pytest.approx(expected, abs=5e-4)
 
 
 def test_e1_collapse_to_reference():
-    """Reference §2.7: DPOP λ = 50 and SPO (hinge) λ = 10 give exactly π_ref on E1, loss log 2
+    """Derived: DPOP λ = 50 and SPO (hinge) λ = 10 give exactly π_ref on E1, loss log 2
     per record; the generic search from six other starts finds nothing lower."""
     for label in ("dpop", "spo"):
         for law in ("uniform", "ref"):
@@ -598,19 +598,50 @@ def numpy_kto_fixed_point(law, lam_desirable=1.0):
     raise AssertionError("KTO fixed point did not settle")
 
 
+def apo_zero_e1_face(law):
+    """APO-zero's E1 minimiser (β = 1), exact: the infimum lies on the face π₀ = π₁ = 0, where
+    σ(g_y) = π_y/(π_y + π_ref,y) and the objective is a smooth function of t = π₂ (π₃ = 1 − t); t is the root of its derivative by mpmath.findroot at 40 digits. Returns
+    (π as float64, the face objective value)."""
+    weights = record_weights(law)
+    with mpmath.workdps(40):
+        def value(t):
+            pi = [0, 0, t, 1 - t]
+            s = [pi[y] / (pi[y] + mpmath.mpf(E1_REF[y])) for y in range(4)]
+            return sum(mpmath.mpf(weights[a, b]) * (1 - s[a] + s[b]) for a in range(4) for b in range(4))
+
+        t = mpmath.findroot(lambda t: mpmath.diff(value, t), mpmath.mpf("0.4"))
+        assert mpmath.diff(value, t, 2) > 0 and 0 < t < 1
+        return np.array([0.0, 0.0, float(t), float(1 - t)]), float(value(t))
+
+
 def test_e1_kto_fixed_point_is_apo_zero():
-    """Reference §2.7: the E1 fixed point has z₀ = 0, so KTO = APO-zero, TV 0.236 from π*_β (W_u;
-    the exact value is 0.23546, which the reference rounds up: tolerance 1e-3)."""
+    """Derived: the E1 fixed point has z₀ = 0, so KTO = APO-zero, TV 0.236 from π*_β (W_u;
+    the exact value is 0.23546, which the printed value rounds up: tolerance 1e-3).
+
+    The NumPy fixed-point iteration settles at z₀ = 0 (its BFGS minimiser drives g₀, g₁ far below
+    0). The exact APO-zero minimiser (``apo_zero_e1_face``, mpmath) is the reference point: it has
+    g₀ = g₁ = −∞, so z₀ = max(0, Σ D·(g_a + g_b)/2) = 0 there too, and no interior point found by
+    BFGS has a lower objective (1e-12: float64 rounding of a 12-term sum of O(1) values). BFGS's
+    own point is not compared coordinate-wise: it stops on precision loss as two logits run to −∞,
+    not at its gradient tolerance, so its accuracy has no bound (7e-9 on one machine, 6.5e-8 on
+    another)."""
     for law in ("uniform", "ref"):
-        found, z0 = numpy_kto_fixed_point(law)
-        assert z0 == 0.0
-        assert tv(found, scipy_e1("apo_zero", law)[0]) < 1e-8        # the same objective once z₀ = 0
-    assert tv(numpy_kto_fixed_point("uniform")[0], PISTAR) == pytest.approx(0.236, abs=1e-3)
+        exact, exact_value = apo_zero_e1_face(law)
+        assert numpy_kto_fixed_point(law)[1] == 0.0
+        weights = record_weights(law)
+        with np.errstate(divide="ignore"):
+            g = np.log(exact) - np.log(E1_REF)
+        compared = weights > 0
+        assert max(0.0, float((weights[compared] * (g[:, None] + g[None, :])[compared] / 2).sum())) == 0.0
+        assert scipy_e1("apo_zero", law)[1] >= exact_value - 1e-12
+    assert tv(apo_zero_e1_face("uniform")[0], PISTAR) == pytest.approx(0.236, abs=1e-3)
 
 
-# tolerances in TV for tb.solve against the SciPy minimiser: smooth interior optima 1e-7 (both
-# stop at gradients ≤ 1e-10); boundary optima 1e-6 (the slope vanishes like σ′ as π → 0); kink
-# optima 1e-3 (a smooth method stops up to ~2e-4 short, see test_kink_faces_are_optimal).
+# tolerances in TV for tb.solve against the SciPy minimiser (BFGS with the exact autograd gradient,
+# gtol 1e-12): smooth interior optima 1e-7 (at gradient g the distance is ≤ g/λ, λ ≥ 1e-3 on E1);
+# boundary optima 1e-6 (the slope vanishes like σ′ as π → 0, so both stop short of the face by the
+# mass whose slope is below their tolerances); kink optima 1e-3 (a smooth method stops up to ~2e-4
+# short, see test_kink_faces_are_optimal).
 SOLVE_TOLERANCE = {"apo_zero": 1e-6, "apo_down": 1e-6, "minor_dpo": 1e-3, "dpop": 1e-3, "dpop_lam5": 1e-3,
                    "spo": 1e-3, "spo_lam1": 1e-3}
 
@@ -631,7 +662,7 @@ def test_solve_kto_fixed_point_matches_numpy():
     from toybench.solve import solve
     for law in ("uniform", "ref"):
         found = solve(tb.losses.make("kto", beta=1.0), tb.population(e1_problem(law))).logp.exp()[0].numpy()
-        assert tv(found, numpy_kto_fixed_point(law)[0]) < 1e-6      # boundary optimum, as above
+        assert tv(found, apo_zero_e1_face(law)[0]) < 1e-6      # solve's accuracy at a boundary optimum, as above
 
 
 # ------------------------------------------------------------------------------------ BCO free-δ target
@@ -653,20 +684,50 @@ def test_bco_free_target_formula(law):
 
 
 def test_bco_free_target_is_the_joint_minimiser():
-    """SciPy minimises Σ D·[sp(δ − βg_w) + sp(βg_l − δ)] jointly over logits and δ; the closed form
-    π ∝ π_ref·(n_w/n_l)^{1/β} must match it (reference: TV 4e-8)."""
+    """Newton's method (exact autograd Hessian, from π_ref and δ = 0) minimises
+    Σ D·[sp(δ − βg_w) + sp(βg_l − δ)] jointly over logits and δ to float64 rounding; the closed form
+    π ∝ π_ref·(n_w/n_l)^{1/β} must match it. Reference accuracy |∇|/λ ≤ 1e-13 (asserted); the
+    tolerance 1e-11 is the closed form's float64 rounding (logs and powers of O(1) numbers) with
+    margin."""
     for law, beta in (("uniform", 1.0), ("ref", 0.5)):
-        weights = record_weights(law)
+        weights = torch.tensor(record_weights(law))
 
-        def objective(x):
-            logp = x[:4] - np.logaddexp.reduce(x[:4])
-            g = beta * (logp - np.log(E1_REF))
-            return float((weights * (softplus(x[4] - g[:, None]) + softplus(g[None, :] - x[4]))).sum())
+        def objective(x, weights=weights, beta=beta):
+            g = beta * (torch.log_softmax(x[:4], -1) - torch.tensor(np.log(E1_REF)))
+            return (weights * (tsp(x[4] - g[:, None]) + tsp(g[None, :] - x[4]))).sum()
 
-        res = so.minimize(objective, np.r_[np.log(E1_REF), 0.0], method="BFGS", options=dict(gtol=1e-12))
-        found = np.exp(res.x[:4] - np.logaddexp.reduce(res.x[:4]))
+        x, grad_norm, curvature = newton_minimiser(objective, np.r_[np.log(E1_REF), 0.0])
+        assert_exact_minimiser(grad_norm, curvature, bound=1e-13)
+        found = torch.softmax(x[:4], -1).numpy()
         target = tb.losses.make("bco", beta=beta, delta="free").target(e1_problem(law)).exp()[0].numpy()
-        assert tv(found, target) < 1e-7                     # BFGS at gradient 1e-12: TV ~1e-9
+        assert tv(found, target) < 1e-11
+
+
+@pytest.mark.parametrize("beta", [0.5, 2.0])
+def test_bco_free_target_for_a_product_law_drops_self_pairs(beta):
+    """μ⊗μ (μ ≠ π_ref), an intransitive preference matrix: with self-pairs dropped, NumPy's
+    n_w(y) = Σ_{b≠y} μ_y μ_b M[y,b], n_l(y) = Σ_{a≠y} μ_a μ_y M[a,y] and the closed form
+    n_w/n_l = (p − μ_y/2)/(1 − p − μ_y/2), p = Σ_b μ_b M[y,b], agree with ``target`` to float64
+    rounding; p/(1 − p) (self-pairs kept) is a different point."""
+    rng = np.random.default_rng(5)
+    upper = np.triu(rng.uniform(0.05, 0.95, size=(5, 5)), 1)
+    pref = upper + np.tril(1 - upper.T, -1) + 0.5 * np.eye(5)               # M + Mᵀ = 1
+    mu, ref = rng.dirichlet(np.ones(5)), rng.dirichlet(np.ones(5))
+    prob = tb.Problem(tb.FlatSpace(5), torch.tensor(np.log(ref)[None]), preference=torch.tensor(pref[None]),
+                      pair_dist=torch.tensor(np.outer(mu, mu)[None]))
+    off = 1 - np.eye(5)
+    n_w = (mu[:, None] * mu[None, :] * pref * off).sum(1)
+    n_l = (mu[:, None] * mu[None, :] * pref * off).sum(0)
+    p = pref @ mu
+    np.testing.assert_allclose(n_w / n_l, (p - mu / 2) / (1 - p - mu / 2), rtol=1e-13)
+
+    def normalised(ratio):
+        logits = np.log(ref) + np.log(ratio) / beta
+        return np.exp(logits - np.logaddexp.reduce(logits))
+
+    got = tb.losses.make("bco", beta=beta, delta="free").target(prob).exp()[0].numpy()
+    np.testing.assert_allclose(got, normalised((p - mu / 2) / (1 - p - mu / 2)), rtol=1e-12)
+    assert tv(got, normalised(p / (1 - p))) > 1e-3
 
 
 @pytest.mark.slow

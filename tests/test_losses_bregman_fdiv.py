@@ -146,7 +146,7 @@ def test_bpo_clip_clamps_the_ratio():
 
 # ------------------------------------------------------------------------------ f-DPO
 def numpy_score(g, divergence, alpha):
-    """S = f′(u), u = e^g, reference §2.2 table, constants dropped."""
+    """S = f′(u), u = e^g, derived here table, constants dropped."""
     u = np.exp(g)
     return {"reverse_kl": np.log(u), "forward_kl": -1 / u, "alpha": -(u ** (-alpha)) / alpha,
             "js": np.log(u / (1 + u))}[divergence]
@@ -175,7 +175,7 @@ def test_fdpo_hand_computed_values():
 
 
 def test_fdpo_matches_trl():
-    """TRL DPOTrainer, loss_type="sigmoid", written from its source (reference §3.2):
+    """TRL DPOTrainer, loss_type="sigmoid", written from its source (docs/losses.md):
     v1.9.0: −log σ(β·(φ(g_w) − φ(g_l))), φ = g | −e^{−g} | log σ(g) | e^{(a−1)g}/(a−1) for
     f_divergence_type reverse_kl | forward_kl | js_divergence | alpha_divergence (coef a = 1 − α);
     v0.28.0: alpha_divergence logits = (e^{−a·g_l} − e^{−a·g_w})/a with a = α (paper convention),
@@ -204,7 +204,7 @@ def test_fdpo_matches_trl():
 
 
 def numpy_fdpo_target(ref, reward, beta, divergence, alpha=0.5):
-    """π_ref·(f′)⁻¹((r − λ)/β) with λ by brentq on (λ_min, ∞), table of reference §2.2, one prompt."""
+    """π_ref·(f′)⁻¹((r − λ)/β) with λ by brentq on (λ_min, ∞), table of derived here, one prompt."""
     if divergence == "reverse_kl":
         p = ref * np.exp(reward / beta)
         return p / p.sum()
@@ -235,7 +235,7 @@ def test_fdpo_target_against_brentq(divergence, alpha, beta):
 
 
 def test_fdpo_target_e1_numbers():
-    """Reference §2.2: FKL target (0.126729, 0.112937, 0.120747, 0.639587); TV from π*_β 0.132 (FKL),
+    """Derived independently (f-DPO, arXiv 2309.16240): FKL target (0.126729, 0.112937, 0.120747, 0.639587); TV from π*_β 0.132 (FKL),
     0.378 (JS), 0.104 (α = 0.5), 0.073 (α = 0.3)."""
     prob = e1_problem("uniform")
     fkl = fdpo_target(prob, 1.0, "forward_kl").exp().numpy()[0]
@@ -279,7 +279,7 @@ def test_fdpo_target_disconnected_components_keep_ref_mass():
 
 # ------------------------------------------------------------------------------ f-PO / EXO
 def numpy_generator_f(divergence, alpha):
-    """f(u) of the f-PO generators (reference §2.2 and MinkaiXu/fPO fpo_loss)."""
+    """f(u) of the f-PO generators (derived here and MinkaiXu/fPO fpo_loss)."""
     return {"alpha": lambda u: (u ** (1 - alpha) - (1 - alpha) * u - alpha) / (alpha * (alpha - 1)),
             "reverse_kl": lambda u: u * np.log(u) - u + 1, "forward_kl": lambda u: u - 1 - np.log(u),
             "js": lambda u: 0.5 * u * np.log(u) - (1 + u) / 2 * np.log((1 + u) / 2),
@@ -501,7 +501,7 @@ def test_per_run_hyperparameters_broadcast(name, fixed, field, values):
 def test_log_sigmoid_is_float64_exact():
     """log σ(t) = t − log1p(e^t) (t < 0), −log1p(e^{−t}) (t ≥ 0), in Python floats, including past
     softplus's default linear cut-off at 20."""
-    from toybench.losses.fdiv import log_sigmoid
+    from toybench._numerics import log_sigmoid
     points = [-700.0, -45.0, -30.0, -20.5, -1.0, 0.0, 1.0, 20.5, 30.0, 45.0, 700.0]
     exact = [t - math.log1p(math.exp(t)) if t < 0 else -math.log1p(math.exp(-t)) for t in points]
     got = log_sigmoid(torch.tensor(points, dtype=torch.float64)).tolist()

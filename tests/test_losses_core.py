@@ -49,7 +49,7 @@ def test_hand_computed_values():
 
 
 def test_trl_cross_checks():
-    """TRL formulas written out from the trainer source (reference §3.3).
+    """TRL formulas written out from the trainer source (docs/losses.md).
 
     v1.9.0 `sigmoid`: −logσ(β·d); `hinge`: relu(1 − β·d); `robust`: [−(1−ε)logσ(βd) + ε logσ(−βd)]/(1−2ε);
     v0.28.0 `sigmoid` with label_smoothing ε (= cDPO): −(1−ε)logσ(β·logits) − ε logσ(−β·logits);

@@ -90,7 +90,7 @@ def test_e1_expected_reward_at_pistar():
     pistar = E1_REF * np.exp(E1_REWARD) / (E1_REF * np.exp(E1_REWARD)).sum()
     value = metrics.expected_reward(t(np.log(pistar))[None], prob.reward).item()
     assert value == pytest.approx(float(pistar @ E1_REWARD), abs=TOL)
-    # identity of reproductions.md §1: R(π*) − β·KL(π*‖π_ref) = β·log Z (β = 1)
+    # the RLHF identity (Rafailov et al., arXiv 2305.18290, Eq. 4): R(π*) − β·KL(π*‖π_ref) = β·log Z (β = 1)
     value_fn = value - metrics.kl(t(np.log(pistar))[None], prob.ref_logp).item()
     assert value_fn == pytest.approx(math.log((E1_REF * np.exp(E1_REWARD)).sum()), abs=TOL)
 

@@ -40,8 +40,22 @@ def check_range(value, name: str, low=-math.inf, high=math.inf, low_open=False, 
         raise ValueError(f"{name}={_show(value)} is not allowed; need {rule}")
 
 
+BETA_RANGE = (1e-8, 1e8)
+"""Meaningful values of a regularisation strength β (``beta``, ``beta_plus``, ...). Below 1e-8,
+r/β exceeds 1e8 for O(1) rewards, so π*_β is already a point mass on argmax r to float64
+precision, and β·Δ is below float32's resolution of a margin of order one, so float32 training
+barely moves (β under ~1e-38 is 0 in float32); above 1e8, π*_β equals π_ref to within 1e-8·|r|
+and β·Δ overflows float32 for |Δ| > 3e30. Outside this range a result says nothing about β."""
+
+
 def check_positive(value, name: str) -> None:
+    """``value`` > 0; a strength named ``beta...`` must also lie in ``BETA_RANGE``."""
     check_range(value, name, low=0.0, low_open=True, allowed=f"{name} > 0")
+    if name.startswith("beta"):
+        low, high = BETA_RANGE
+        check_range(value, name, low=low, high=high,
+                    allowed=f"{low:g} <= {name} <= {high:g} (outside it β·Δ under- or overflows float32 "
+                            f"and π*_β is a point mass or π_ref to machine precision)")
 
 
 def check_probability_rate(value, name: str) -> None:

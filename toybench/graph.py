@@ -2,7 +2,7 @@
 
 Records (a, b) with positive weight join a and b. Within a connected component a pairwise
 loss fixes log-ratios up to one constant; the component's total mass, and any response in no
-record, are left free. toybench keeps each free part at its π_ref proportions (Contract 6).
+record, are left free. toybench keeps each free part at its π_ref proportions (docs/conventions.md, what solve returns).
 """
 from __future__ import annotations
 

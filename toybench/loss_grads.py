@@ -20,6 +20,10 @@ Two layouts of the records:
 
 The run axis is processed in blocks of ``RUN_BLOCK`` runs so the ``[block, P, Y, Y]`` temporaries
 stay in cache.
+
+A token-level loss (``loss.needs_table``: its per-record inputs are per-token views of the whole
+table, ``toybench.losses.token``) has no per-record derivative in ℓ_w, ℓ_l alone: its ∂L/∂log π
+is one ``torch.autograd.grad`` of ``toybench.objective`` with respect to the table.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from .losses.base import LENGTH_INPUTS, Loss, MarginLoss
-from .objective import record_inputs
+from .objective import objective, record_inputs
 from .pairs import Pairs
 
 RUN_BLOCK = 64
@@ -51,6 +55,9 @@ class LossGrads:
 
     def __init__(self, loss: Loss, pairs: Pairs, runs: int, like: torch.Tensor):
         self.runs, self.problem, self.like = runs, pairs.problem, like
+        self.table_loss = (loss, pairs) if getattr(loss, "needs_table", False) else None
+        if self.table_loss:
+            return
         self.blocks = [slice(start, min(start + RUN_BLOCK, runs)) for start in range(0, runs, RUN_BLOCK)]
         self.losses = [_loss_block(loss, block, runs) for block in self.blocks]
         self.states = [loss.init_state(block.stop - block.start, like) if loss.stateful else None
@@ -64,6 +71,12 @@ class LossGrads:
 
     def grad(self, logp: torch.Tensor, records: Pairs | None = None) -> torch.Tensor:
         """∂L/∂log π ``[B, P, Y]`` at ``logp``; ``records``: this step's mini-batch (default all)."""
+        if self.table_loss:
+            loss, pairs = self.table_loss
+            with torch.enable_grad():
+                table = logp.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(objective(loss, table, pairs if records is None else records).sum(), table)
+            return grad
         out = torch.empty_like(logp)
         for i, block in enumerate(self.blocks):
             if records is not None:
@@ -79,6 +92,9 @@ class LossGrads:
 
     def value(self, logp: torch.Tensor) -> torch.Tensor:
         """The full objective Σ_k ω_k·ℓ_k ``[B]`` at ``logp``, in ``logp``'s dtype."""
+        if self.table_loss:
+            loss, pairs = self.table_loss
+            return objective(loss, logp, pairs).expand(logp.shape[0])
         out = logp.new_empty(logp.shape[0])
         for i, block in enumerate(self.blocks):
             if self.grid is None:
@@ -267,7 +283,7 @@ class _RecordGrid:
         if loss.stateful or prob.P * prob.Y * prob.Y > GRID_FILL * pairs.size:
             return None
         cells = ((pairs.prompt * prob.Y + pairs.chosen) * prob.Y + pairs.rejected).to(like.device)
-        counts = torch.zeros(pairs.runs, prob.P * prob.Y * prob.Y, device=like.device)
+        counts = torch.zeros(cells.shape[0], prob.P * prob.Y * prob.Y, device=like.device)
         counts.scatter_add_(1, cells, torch.ones(cells.shape, device=like.device))
         extras = {}
         for name in loss.required_inputs(prob.space):

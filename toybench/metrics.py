@@ -1,6 +1,6 @@
 """Metrics: pure functions of exact log-prob tables, float64, batched over leading axes.
 
-Definitions follow reference/reproductions.md §1 (Metrics). Inputs are log-prob tables
+Definitions are collected in docs/conventions.md (Metrics). Inputs are log-prob tables
 ``[..., P, Y]`` (any leading axes, e.g. the run axis ``[B, P, Y]``, or none: ``[P, Y]``);
 a −inf entry is a response with zero mass and is handled exactly (0·log 0 = 0). Per-prompt
 values are averaged with ``prompt_weights`` ρ ``[P]`` (default uniform, or the Problem's ρ where
@@ -11,13 +11,14 @@ r the reward, P(y ≻ y') the preference, (x_k, w_k, l_k) the records (prompt, c
 
 Evidence: KL, TV, entropy, expected reward and the exact win rate are standard definitions
 ([derived] exact sums); ranking accuracy and likelihood displacement follow the cited papers'
-definitions as restated in reproductions.md §1 ([paper]); the tie conventions and
+definitions as the papers state them ([paper]); the tie conventions and
 ``max_unseen_gain`` on an empty set are conventions chosen here (stated where used).
 """
 from __future__ import annotations
 
 import torch
 
+from ._numerics import flat_index
 from .objective import objective
 
 NORMALISATION_TOL = 1e-4
@@ -88,7 +89,7 @@ def _response_table(values, name: str, like: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- distributional metrics
 def kl(p_logp, q_logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
     """KL_x(p‖q) = Σ_y p(y|x)·[log p(y|x) − log q(y|x)], summed where p > 0 (0·log 0 = 0);
-    +inf where p > 0 = q. ρ-averaged over prompts (reproductions.md §1).
+    +inf where p > 0 = q. ρ-averaged over prompts.
 
     Direction: with π the policy and π* a target, ``kl(pi, pistar)`` = KL(π‖π*) is the
     **reverse** KL (mode-seeking; ``kl(pi, ref)`` is the RLHF regulariser KL(π‖π_ref)) and
@@ -101,21 +102,21 @@ def kl(p_logp, q_logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor
 
 
 def tv(p_logp, q_logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
-    """Total variation TV_x = ½·Σ_y |p(y|x) − q(y|x)|, ρ-averaged (reproductions.md §1)."""
+    """Total variation TV_x = ½·Σ_y |p(y|x) − q(y|x)|, ρ-averaged."""
     p, q = _table(p_logp, "p_logp"), _table(q_logp, "q_logp")
     _same_grid(p, q, "p_logp and q_logp")
     return _reduce(0.5 * (p.exp() - q.exp()).abs().sum(-1), prompt_weights, per_prompt)
 
 
 def entropy(logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
-    """Shannon entropy H_x(π) = −Σ_y π(y|x)·log π(y|x) in nats, 0·log 0 = 0 (reproductions.md §1)."""
+    """Shannon entropy H_x(π) = −Σ_y π(y|x)·log π(y|x) in nats, 0·log 0 = 0."""
     table = _table(logp, "logp")
     terms = torch.where(table == -torch.inf, torch.zeros_like(table), table.exp() * table)
     return _reduce(-terms.sum(-1), prompt_weights, per_prompt)
 
 
 def expected_reward(logp, reward, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
-    """R(π) = Σ_x ρ_x Σ_y π(y|x)·r(x, y), ``reward`` ``[P, Y]`` (reproductions.md §1)."""
+    """R(π) = Σ_x ρ_x Σ_y π(y|x)·r(x, y), ``reward`` ``[P, Y]``."""
     table = _table(logp, "logp")
     r = _response_table(reward, "reward", table)
     return _reduce((table.exp() * r).sum(-1), prompt_weights, per_prompt)
@@ -125,7 +126,7 @@ def win_rate(logp, ref_logp, preference, *, prompt_weights=None, per_prompt=Fals
     """Exact win rate W(π, π') = Σ_x ρ_x Σ_{y,y'} π(y|x)·π'(y'|x)·P(y ≻ y'|x): the probability
     that a draw from π beats an independent draw from the opponent π' (``ref_logp``, usually
     π_ref) under the true preference ``preference`` ``[P, Y, Y]`` (e.g. ``prob.preference_matrix()``;
-    under BT, P = σ(r − r')). W(π_ref, π_ref) = ½ whenever P + Pᵀ = 1 (reproductions.md §1)."""
+    under BT, P = σ(r − r')). W(π_ref, π_ref) = ½ whenever P + Pᵀ = 1."""
     table, opponent = _table(logp, "logp"), _table(ref_logp, "ref_logp")
     _same_grid(table, opponent, "logp and ref_logp")
     P, Y = table.shape[-2:]
@@ -174,12 +175,12 @@ def _check_pairs(pairs, table: torch.Tensor, name: str) -> None:
 def _gather(table: torch.Tensor, pairs, responses: torch.Tensor) -> torch.Tensor:
     """log π(y_k|x_k) per record: ``[..., N]`` for shared records, ``[B, N]`` for per-run ones."""
     Y = table.shape[-1]
-    flat_index = (pairs.prompt * Y + responses).to(table.device)
+    index = flat_index(pairs.prompt, responses, Y).to(table.device)
     flat = table.flatten(-2)
     if pairs.runs == 1:
-        return flat[..., flat_index[0]]
+        return flat[..., index[0]]
     flat = flat.reshape(-1, flat.shape[-1]).expand(pairs.runs, -1)
-    return flat.gather(1, flat_index.expand(pairs.runs, -1))
+    return flat.gather(1, index.expand(pairs.runs, -1))
 
 
 def _record_mean(values: torch.Tensor, pairs) -> torch.Tensor:
@@ -201,7 +202,7 @@ def ranking_accuracy(logp, pairs, *, tie_credit=1.0) -> torch.Tensor:
     """RA = Σ_k ω̄_k·(1[log π(w_k) > log π(l_k)] + c·1[log π(w_k) = log π(l_k)]), ``[...]``.
 
     Ranking accuracy of Chen et al., arXiv 2405.19534 [paper]. Ties count as correct
-    (c = ``tie_credit`` = 1) as in reproductions.md §1/§2.5, which makes Thm 4.1 an exact
+    (c = ``tie_credit`` = 1) as in Chen et al., arXiv 2405.19534, §2.5, which makes Thm 4.1 an exact
     equivalence; ``tie_credit=0.5`` counts a tie as half."""
     table = _table(logp, "logp")
     _check_pairs(pairs, table, "logp")
@@ -212,7 +213,7 @@ def ranking_accuracy(logp, pairs, *, tie_credit=1.0) -> torch.Tensor:
 def implicit_reward_accuracy(logp, ref_logp, pairs, *, tie_credit=0.0) -> torch.Tensor:
     """IA = Σ_k ω̄_k·(1[g(w_k) > g(l_k)] + c·1[g(w_k) = g(l_k)]) with the implicit reward
     g = log π − log π_ref (what DPO trainers log). Strict by default (c = ``tie_credit`` = 0),
-    so IA = 0 at π = π_ref (reproductions.md §1; Chen et al., arXiv 2405.19534, §2.5)."""
+    so IA = 0 at π = π_ref (Chen et al., arXiv 2405.19534, §2.5)."""
     table, ref = _table(logp, "logp"), _table(ref_logp, "ref_logp")
     _same_grid(table, ref, "logp and ref_logp")
     table, ref = torch.broadcast_tensors(table, ref)
@@ -228,14 +229,14 @@ def _unseen(table: torch.Tensor, pairs) -> torch.Tensor:
     seen = torch.zeros(pairs.runs, P * Y, dtype=torch.float64, device=table.device)
     positive = (pairs.weight > 0).to(device=table.device, dtype=torch.float64)
     for responses in (pairs.chosen, pairs.rejected):
-        index = (pairs.prompt * Y + responses).to(table.device).expand(pairs.runs, -1)
+        index = flat_index(pairs.prompt, responses, Y).to(table.device).expand(pairs.runs, -1)
         seen.scatter_add_(1, index, positive)
     return (seen == 0).reshape(pairs.runs, P, Y)
 
 
 def displacement(logp_before, logp_after, pairs, *, prompt_weights=None) -> dict:
     """Likelihood displacement between a snapshot π_0 (``logp_before``) and π_t (``logp_after``);
-    Razin et al., arXiv 2410.08847; definitions of reproductions.md §1 and §2.6. Each value ``[...]``:
+    Razin et al., arXiv 2410.08847; definitions as in docs/conventions.md (Metrics). Each value ``[...]``:
 
     - ``chosen_logp_change`` = Σ_k ω̄_k [log π_t(w_k|x_k) − log π_0(w_k|x_k)] (a zero-mass
       response in both tables changes by 0);
@@ -274,7 +275,7 @@ def displacement(logp_before, logp_after, pairs, *, prompt_weights=None) -> dict
 def grad_norm(loss, logp, pairs) -> torch.Tensor:
     """G_b = ‖∇_s L_b(log_softmax(s))‖₂ at s = logp: the Euclidean norm, per run, of the gradient
     of the population/data-set objective L_b = Σ_k ω_k·loss_k (``toybench.objective.objective``)
-    with respect to tabular logits s ``[P, Y]`` (float64 autograd; reproductions.md §1). Runs
+    with respect to tabular logits s ``[P, Y]`` (float64 autograd). Runs
     share no parameters, so one backward pass of Σ_b L_b gives every G_b. For DPO it is ~0 at
     π*_β. ``logp`` ``[P, Y]`` or ``[B, P, Y]`` must be finite (an interior policy: a logit at −inf
     has no gradient). Returns ``[B]``, or ``[]`` for a ``[P, Y]`` table when nothing is per-run."""

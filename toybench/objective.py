@@ -27,8 +27,13 @@ def record_inputs(loss, logp: torch.Tensor, pairs) -> dict:
         "ref_chosen_logp": _take(ref, chosen_idx, runs),
         "ref_rejected_logp": _take(ref, rejected_idx, runs),
     }
-    for name in loss.required_inputs(prob.space):
-        inputs[name] = _extra(name, pairs, runs, logp)
+    names = loss.required_inputs(prob.space)
+    if any(name.endswith(("_token_logratio", "_steps")) for name in names):
+        from .losses.token import token_inputs  # per-token views of a SequenceSpace table
+        inputs.update(token_inputs(pairs, runs, logp))
+    for name in names:
+        if name not in inputs:
+            inputs[name] = _extra(name, pairs, runs, logp)
     return inputs
 
 

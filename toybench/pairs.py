@@ -2,7 +2,7 @@
 
 A ``Pairs`` is a set of records (prompt x, chosen y_w, rejected y_l) with weights. Every field
 has a leading axis of size 1 (shared by all runs) or B (per-run data). The population law
-(DESIGN.md, Contract 2): for a ≠ b the record (a, b) has weight ρ(x)·w_ab·p̃(a ≻ b) with
+(docs/conventions.md, pair law): for a ≠ b the record (a, b) has weight ρ(x)·w_ab·p̃(a ≻ b) with
 w_ab = μ̃(a,b) + μ̃(b,a) and p̃ = (1 − noise)·p + noise·(1 − p). Under ``pair_dist="did"`` the
 record law is ρ(x)·[(1 − noise)·μ̃(a,b) + noise·μ̃(b,a)], chosen drawn from π_ref and rejected
 from π_l ∝ π_ref·e^{−r} (the first draw wins).
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_probability_rate, hyper_values, run_count
+from ._numerics import flat_index
 from .problem import Problem
 
 
@@ -74,7 +75,7 @@ class Pairs:
         """D(x, a, b) ``[R, P, Y, Y]``: the weight of each ordered record (R = runs)."""
         prob = self.problem
         table = torch.zeros(self.runs, prob.P, prob.Y, prob.Y, dtype=torch.float64, device=self.weight.device)
-        flat = (self.prompt * prob.Y + self.chosen) * prob.Y + self.rejected
+        flat = flat_index(flat_index(self.prompt, self.chosen, prob.Y), self.rejected, prob.Y)
         flat = flat.expand_as(self.weight)
         table.view(self.runs, -1).scatter_add_(1, flat, self.weight.to(torch.float64))
         return table
@@ -86,7 +87,7 @@ def _noise_rates(noise) -> torch.Tensor:
 
 
 def population(prob: Problem, noise=0.0) -> Pairs:
-    """Every ordered record (x, a, b), a ≠ b, with its exact weight (Contract 2).
+    """Every ordered record (x, a, b), a ≠ b, with its exact weight (docs/conventions.md, pair law).
 
     ``noise`` is a flip rate in [0, 1/2) or a ``[B]`` tensor of rates (then weights are
     ``[B, N]``; the records are the same for every run)."""
@@ -113,7 +114,7 @@ def _record_weights(prob: Problem, rates: torch.Tensor) -> torch.Tensor:
 
 
 def sample_pairs(prob: Problem, n: int, noise=0.0, seed=0) -> Pairs:
-    """A finite data set of ``n`` records with hard labels, weight 1/n each (Contract 3).
+    """A finite data set of ``n`` records with hard labels, weight 1/n each (docs/conventions.md, pairs).
 
     x ~ ρ, (y, y') ~ μ̃ (y ≠ y'), label y ≻ y' with probability p̃; under ``"did"`` a record is
     drawn from the DID law and its first element wins, flipped at rate ``noise``.

@@ -97,7 +97,7 @@ class Tabular(Policy):
     ``init``: ``[P, Y]`` (copied to every run) or ``[B, P, Y]`` finite log-probs or logits
     (only differences within a prompt matter); default ``prob.ref_logp``. ``device`` defaults
     to ``init``'s device when ``init`` is a tensor, else the problem's. Float32 unless
-    ``dtype`` says otherwise (DESIGN.md, Contract 4)."""
+    ``dtype`` says otherwise (docs/conventions.md, shapes and dtypes)."""
 
     def __init__(self, prob: Problem, runs: int = 1, init=None, dtype: torch.dtype = torch.float32, device=None):
         if not isinstance(prob, Problem):

@@ -2,15 +2,18 @@
 
 ``Problem`` holds, for P prompts and Y responses (all float64, no run axis):
 
-- ``ref_logp``        ``[P, Y]``  log π_ref(y|x), full support, rows normalised;
-- ``reward``          ``[P, Y]``  Bradley–Terry reward r(x, y), or None;
+- ``ref_logp``        ``[P, Y]``  log π_ref(y|x), full support, rows normalised (or give the
+  probabilities as ``ref_probs=`` / ``Problem.from_probs``: they are stored as their log);
+- ``reward``          ``[P, Y]``  Bradley–Terry reward r(x, y), or None; over a ``SequenceSpace`` it may
+  be given per (prefix, token), ``[P, N, A]``: then ``token_reward`` keeps that table and ``reward``
+  is its sum along each string (zero required on actions the tree does not allow);
 - ``preference``      ``[P, Y, Y]`` P(y ≻ y'|x) with M + Mᵀ = 1 (given, or σ(r_y − r_y') under BT);
 - ``prompt_weights``  ``[P]``     ρ(x), summing to one (uniform by default);
 - ``pair_dist``       the law μ(y, y'|x) of the pair shown to the annotator: ``"ref"`` (π_ref ⊗ π_ref),
   ``"uniform"``, ``"did"`` (the DID record law, arXiv 2505.23761) or a ``[P, Y, Y]`` table.
 
 ``pair_weights()`` gives w_ab = μ̃(a,b) + μ̃(b,a) for distinct a ≠ b, where μ̃ is μ with its
-diagonal removed and renormalised per prompt (DESIGN.md, Contract 2).
+diagonal removed and renormalised per prompt (docs/conventions.md, pair law).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .spaces import FlatSpace
+from .spaces import FlatSpace, SequenceSpace
 
 PAIR_DISTS = ("ref", "uniform", "did")
 NORMALISATION_TOL = 1e-6
@@ -32,27 +35,36 @@ PREFERENCE_TOL = 1e-9
 class Problem:
     """A preference problem; see the module docstring for the fields and their shapes."""
 
-    space: FlatSpace
-    ref_logp: torch.Tensor
+    space: FlatSpace | SequenceSpace
+    ref_logp: torch.Tensor | None = None
     reward: torch.Tensor | None = None
     preference: torch.Tensor | None = None
     prompt_weights: torch.Tensor | None = None
     pair_dist: str | torch.Tensor = "ref"
+    token_reward: torch.Tensor | None = None
+    ref_probs: dataclasses.InitVar[torch.Tensor | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, ref_probs=None):
         set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         Y = self.space.size
-        ref = _float64(self.ref_logp, "ref_logp")
+        if (self.ref_logp is None) == (ref_probs is None):
+            raise ValueError("give exactly one of ref_logp= (log π_ref, [P, Y]) or ref_probs= (π_ref, [P, Y])")
+        ref = _float64(self.ref_logp, "ref_logp") if ref_probs is None else _log_of_probs(ref_probs)
         if ref.ndim != 2 or ref.shape[1] != Y:
             raise ValueError(f"ref_logp must have shape [P, {Y}] (prompts, responses), got {tuple(ref.shape)}")
         if not torch.isfinite(ref).all():
             raise ValueError("ref_logp must be finite: π_ref needs full support (no -inf, NaN)")
         row_error = torch.logsumexp(ref, dim=-1).abs().max().item()
         if row_error > NORMALISATION_TOL:
-            raise ValueError(f"ref_logp rows must normalise (logsumexp = 0); the worst row is off by {row_error:.3g}")
+            hint = ""
+            if (ref >= 0).all() and (ref.sum(-1) - 1).abs().max().item() <= NORMALISATION_TOL:
+                hint = "; these look like probabilities: pass ref_probs= or take .log()"
+            raise ValueError(f"ref_logp rows must normalise (logsumexp = 0); the worst row is off by "
+                             f"{row_error:.3g}{hint}")
         set_field("ref_logp", ref)
         P = ref.shape[0]
 
+        _token_level_reward(self, set_field)
         if (self.reward is None) == (self.preference is None):
             raise ValueError("give exactly one of reward= (Bradley–Terry, [P, Y]) or preference= ([P, Y, Y])")
         if self.reward is not None:
@@ -138,12 +150,18 @@ class Problem:
         mu = self.pair_law()
         return mu + mu.transpose(-1, -2)
 
+    @classmethod
+    def from_probs(cls, space: FlatSpace, ref_probs, **fields) -> Problem:
+        """A Problem from π_ref's probabilities ``[P, Y]`` (rows summing to one, full support)
+        instead of its log-probabilities; ``fields`` as for ``Problem``."""
+        return cls(space, ref_probs=ref_probs, **fields)
+
     def replace(self, **changes) -> Problem:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def random(cls, space: FlatSpace, prompts: int = 1, seed: int = 0, *, reward_scale: float = 1.0,
+    def random(cls, space: FlatSpace | SequenceSpace, prompts: int = 1, seed: int = 0, *, reward_scale: float = 1.0,
                ref_scale: float = 1.0, preference: str = "bt", prompt_weights=None,
                pair_dist="ref") -> Problem:
         """A reproducible random instance.
@@ -176,9 +194,72 @@ class Problem:
         return f"Problem({self.space!r}, P={self.P}, {kind}, pair_dist={dist!r})"
 
 
+def _token_level_reward(prob: Problem, set_field) -> None:
+    """A ``[P, N, A]`` reward over a SequenceSpace's (prefix, token) steps: keep it as ``token_reward``
+    and set ``reward`` to its sum along every string."""
+    space = prob.space
+    given = prob.token_reward
+    if given is None and prob.reward is not None and hasattr(space, "prefixes"):
+        candidate = _float64(prob.reward, "reward")
+        if candidate.ndim == 3:
+            given = candidate
+    if given is None:
+        return
+    if not hasattr(space, "prefixes"):
+        raise ValueError("a token-level reward needs a SequenceSpace; a FlatSpace takes reward [P, Y]")
+    token_reward = _float64(given, "token_reward")
+    P, N, A = prob.ref_logp.shape[0], space.prefixes, space.actions
+    if token_reward.shape != (P, N, A):
+        raise ValueError(f"a token-level reward must have shape [{P}, {N}, {A}] (prompts, prefixes, vocab + EOS), "
+                         f"got {tuple(token_reward.shape)}")
+    if not torch.isfinite(token_reward).all():
+        raise ValueError("token_reward must be finite (found NaN or inf)")
+    if (token_reward[:, ~space.allowed] != 0).any():
+        raise ValueError("token_reward must be 0 on (prefix, token) steps the tree does not allow "
+                         "(EOS at depth < min_len, ordinary tokens at max_len)")
+    summed = space.sequence_sum(token_reward)
+    if prob.reward is not None and prob.token_reward is not None:
+        if not torch.allclose(_float64(prob.reward, "reward"), summed, rtol=0, atol=1e-12):
+            raise ValueError("reward and token_reward disagree: reward must be token_reward summed along each string")
+    set_field("token_reward", token_reward)
+    set_field("reward", summed)
+
+
 def did_rejected_logp(prob: Problem) -> torch.Tensor:
     """log π_l ``[P, Y]`` with π_l ∝ π_ref·e^{-r}: DID's optimal rejected sampler (arXiv 2505.23761)."""
     return torch.log_softmax(prob.ref_logp - prob.reward, dim=-1)
+
+
+E1_REF = (0.4, 0.3, 0.2, 0.1)
+"""π_ref of E1, the worked example (docs/conventions.md)."""
+E1_REWARD = (0.0, 0.5, 1.5, 3.0)
+"""Bradley–Terry reward of E1."""
+
+
+def e1(pair_dist="uniform", lengths=None) -> Problem:
+    """E1, the worked example used by the claims, the tests and the docs: one prompt, four
+    responses, BT reward r = (0, 0.5, 1.5, 3), π_ref = (0.4, 0.3, 0.2, 0.1).
+
+    ``pair_dist``: ``"uniform"`` (W_u, the default), ``"ref"`` (W_s = π_ref ⊗ π_ref), ``"chain"``
+    (W_c: only the adjacent pairs (0, 1), (1, 2), (2, 3)) or anything ``Problem`` accepts;
+    ``lengths``: per-response token lengths, for length-aware losses."""
+    if isinstance(pair_dist, str) and pair_dist == "chain":
+        pair_dist = torch.zeros(1, 4, 4, dtype=torch.float64)
+        pair_dist[0, [0, 1, 2], [1, 2, 3]] = 1.0
+    return Problem(FlatSpace(4, lengths=None if lengths is None else list(lengths)),
+                   torch.tensor([E1_REF], dtype=torch.float64).log(),
+                   reward=torch.tensor([E1_REWARD], dtype=torch.float64), pair_dist=pair_dist)
+
+
+def _log_of_probs(ref_probs) -> torch.Tensor:
+    """log π_ref from probabilities: non-negative, full support, rows summing to one."""
+    probs = _float64(ref_probs, "ref_probs")
+    if not torch.isfinite(probs).all() or (probs <= 0).any():
+        raise ValueError("ref_probs must be finite and positive: π_ref needs full support (no zeros)")
+    row_error = (probs.sum(-1) - 1).abs().max().item()
+    if row_error > NORMALISATION_TOL:
+        raise ValueError(f"ref_probs rows must sum to one; the worst row is off by {row_error:.3g}")
+    return probs.log()
 
 
 def _float64(value, name: str) -> torch.Tensor:

@@ -7,7 +7,10 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     did,
     fdiv,
     length,
+    nash,
+    rankings,
     selfplay,
+    sequence,
 )
 from .registry import REGISTRY, Claim, Result, claim, evaluate, run, select
 

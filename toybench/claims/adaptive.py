@@ -1,6 +1,6 @@
-"""Claims for the adaptive-weight and adaptive-temperature losses (reference §2.8).
+"""Claims for the adaptive-weight and adaptive-temperature losses (docs/losses.md).
 
-E1 is the reference instance (losses.md §0.4), one prompt, no self-pairs. ``madpo`` and ``da_dpo``
+E1 is the worked instance of docs/conventions.md, one prompt, no self-pairs. ``madpo`` and ``da_dpo``
 read the score gap ĥ = r(y_w) − r(y_l) of the true reward (``with_score_gap``) unless stated.
 Distances are total variation in float64.
 """
@@ -22,10 +22,10 @@ from .registry import claim
 
 MADPO_GAPS = (0.5, 1.5, 3.0)
 MADPO_MARGINS = (0.7686, 1.7667, 2.9434)
-"""Reference §2.8: βΔ* at ĥ = 0.5, 1.5, 3.0 with the class defaults, given to 4 decimals."""
+"""Derived βΔ* at ĥ = 0.5, 1.5, 3.0 with the class defaults, given to 4 decimals."""
 MADPO_C0 = 1.6805
 ROUNDING = 6e-5
-"""Half a unit in the 4th decimal of the reference's numbers, plus float slack."""
+"""Half a unit in the 4th decimal of the derived numbers, plus float slack."""
 
 
 def population_gradient(loss, logp: torch.Tensor, pairs, state) -> float:
@@ -39,7 +39,7 @@ def population_gradient(loss, logp: torch.Tensor, pairs, state) -> float:
 
 
 @claim("beta_dpo.full_batch_stationary",
-       citation="Wu et al., arXiv 2407.08639; reference §2.8 and G1 [derived]",
+       citation="Wu et al., arXiv 2407.08639; derived here",
        assumptions="E1 under W_u and W_s; β₀ ∈ {0.5, 1}, a = 0.6; full population batch with converged EMAs "
                    "and nothing filtered (population_state: M₀ = mean Δ, so β_batch = β₀)",
        tolerance=1e-8)
@@ -58,7 +58,7 @@ def beta_dpo_full_batch() -> float:
 
 
 @claim("beta_dpo.filtered_step_stationary",
-       citation="Wu et al., arXiv 2407.08639; reference §2.8 (\"minibatches perturb it\") [derived]",
+       citation="Wu et al., arXiv 2407.08639; derived here (\"minibatches perturb it\")",
        assumptions="E1, W_u, β₀ = 1, a = 0.6, ρ = 0.2; at π*_{β₀}, EMAs converged to the population's "
                    "mean and std; one filtered step over the whole population (filter seed 0)",
        tolerance=1e-8, expected="fails")
@@ -77,14 +77,14 @@ def beta_dpo_filtered_step() -> float:
 
 
 @claim("madpo.effective_margin",
-       citation="Rho, arXiv 2510.05342 (MADPOLoss); reference §2.8 (G1′) [derived]",
+       citation="Rho, arXiv 2510.05342 (MADPOLoss); derived here (G1′)",
        assumptions="three prompts, two responses each, p = σ(ĥ) with the scorer equal to the true BT reward "
                    "(ĥ = 0.5, 1.5, 3.0); class defaults β 0.1, c_max 2, c_min 0.5, λ 1, τ 2; reference "
                    "values given to 4 decimals",
        tolerance=ROUNDING)
 def madpo_effective_margin() -> float:
     """MADPO's optimum has βΔ* = c(|ĥ|)ĥ below τ and log σ(cĥ) − log σ(−ĥ) above: 0.7686, 1.7667,
-    2.9434; c(τ) = 1, c(0) = 1.6805 (max deviation from the reference's numbers)."""
+    2.9434; c(τ) = 1, c(0) = 1.6805 (max deviation from the derived numbers)."""
     loss = losses.make("madpo")
     worst = max(abs(float(loss.coefficient(torch.tensor([[loss.tau]], dtype=torch.float64))) - 1.0),
                 abs(float(loss.coefficient(torch.tensor([[0.0]], dtype=torch.float64))) - MADPO_C0))
@@ -97,7 +97,7 @@ def madpo_effective_margin() -> float:
 
 
 @claim("madpo.not_pistar",
-       citation="Rho, arXiv 2510.05342; reference §2.8 (G1′: per-pair targets are not potential differences)",
+       citation="Rho, arXiv 2510.05342; derived here (G1′: per-pair targets are not potential differences)",
        assumptions="E1, W_u, β = 1, class defaults c_max 2, c_min 0.5, λ 1, τ 2; scorer = true reward",
        tolerance=0.02, comparison=">=")
 def madpo_not_pistar() -> float:
@@ -108,7 +108,7 @@ def madpo_not_pistar() -> float:
 
 
 @claim("da_dpo.constant_c",
-       citation="Qiu et al., arXiv 2601.00623 (DA-DPO); reference §2.8 [derived]",
+       citation="Qiu et al., arXiv 2601.00623 (DA-DPO); derived here",
        assumptions="E1 under W_u and W_s; a constant score s (every gap 0) so c_i = α_db = 1.5; β = 1",
        tolerance=1e-8)
 def da_dpo_constant_c() -> float:
@@ -123,7 +123,7 @@ def da_dpo_constant_c() -> float:
 
 
 @claim("da_dpo.varying_c_not_pistar",
-       citation="Qiu et al., arXiv 2601.00623; reference §2.8 (G1′, per-pair temperature)",
+       citation="Qiu et al., arXiv 2601.00623; derived here (G1′, per-pair temperature)",
        assumptions="E1, W_u, β = 1, α_db = 1, score = the true reward (c_i = 1 + |r_w − r_l|)",
        tolerance=0.1, comparison=">=")
 def da_dpo_varying_c() -> float:

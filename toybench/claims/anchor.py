@@ -1,7 +1,7 @@
-"""Claims for the single-response and anchoring losses (reference §2.7).
+"""Claims for the single-response and anchoring losses (docs/losses.md).
 
-E1 is the reference instance (losses.md §0.4) with β = 1 and no self-pairs; W_u = uniform
-pairs, W_s = pairs ∝ π_ref ⊗ π_ref. Every optimum here is numeric (reference G3): ``solve``'s
+E1 is the worked instance of docs/conventions.md with β = 1 and no self-pairs; W_u = uniform
+pairs, W_s = pairs ∝ π_ref ⊗ π_ref. Every optimum here is numeric (G3 in docs/losses.md): ``solve``'s
 multi-start minimiser, or its fixed point for stateful losses. Distances are total variation in
 float64. ``minor_dpo`` and ``spo`` are RECONSTRUCTIONS: their claims are derived statements about
 the reconstructed losses, not paper claims.
@@ -57,7 +57,7 @@ def rates(pairs) -> tuple[torch.Tensor, torch.Tensor]:
 
 # ------------------------------------------------------------------------------ KTO
 @claim("kto.equals_apo_zero_when_z0_zero",
-       citation="Ethayarajh et al., arXiv 2402.01306; reference §2.7 (E1: fixed point z₀ = 0, "
+       citation="Ethayarajh et al., arXiv 2402.01306; derived here (E1: fixed point z₀ = 0, "
                 "(0, 0, 0.2985, 0.7015) under W_u)",
        assumptions="E1, β = 1, λ_D = λ_U = 1, W_u; z₀ = clamped data-weighted mean of g over the "
                    "completions, at its population fixed point",
@@ -71,7 +71,7 @@ def kto_equals_apo_zero() -> float:
 
 
 @claim("kto.equals_apo_zero_unequal_weights",
-       citation="reference §2.7 (KTO = APO-zero needs λ_D = λ_U); TRL KTO docs' ratio λ_D n_D/(λ_U n_U) ≤ 4/3",
+       citation="derived here (KTO = APO-zero needs λ_D = λ_U); TRL KTO docs' ratio λ_D n_D/(λ_U n_U) ≤ 4/3",
        assumptions="E1, β = 1, W_u, λ_D = 4/3, λ_U = 1 (z₀ is still 0 at the fixed point)",
        tolerance=1e-8, expected="fails")
 def kto_unequal_weights() -> float:
@@ -81,7 +81,7 @@ def kto_unequal_weights() -> float:
 
 
 @claim("kto.not_pistar",
-       citation="reference §2.7 (E1: TV 0.236 from π*_β under W_u; 0.23546 to five digits)",
+       citation="derived here (E1: TV 0.236 from π*_β under W_u; 0.23546 to five digits)",
        assumptions="E1, β = 1, λ_D = λ_U = 1, W_u", tolerance=0.1, comparison=">=")
 def kto_not_pistar() -> float:
     """KTO's population fixed point is not π*_β (TV)."""
@@ -90,7 +90,7 @@ def kto_not_pistar() -> float:
 
 # ------------------------------------------------------------------------------ APO
 @claim("apo_zero.boundary",
-       citation="D'Oosterlinck et al., arXiv 2408.06266, Eq. 7; reference §2.7 (E1: (0, 0, 0.2985, 0.7015) "
+       citation="D'Oosterlinck et al., arXiv 2408.06266, Eq. 7; derived here (E1: (0, 0, 0.2985, 0.7015) "
                 "under W_u, (0, 0, 0.542, 0.458) under W_s)",
        assumptions="E1, β = 1; W_u and W_s", tolerance=1e-6)
 def apo_zero_boundary() -> float:
@@ -101,7 +101,7 @@ def apo_zero_boundary() -> float:
 
 
 @claim("apo_zero.depends_on_mu",
-       citation="reference §2.7 (E1: W_u (0, 0, 0.2985, 0.7015) vs W_s (0, 0, 0.542, 0.458))",
+       citation="derived here (E1: W_u (0, 0, 0.2985, 0.7015) vs W_s (0, 0, 0.542, 0.458))",
        assumptions="E1, β = 1; W_u versus W_s", tolerance=0.1, comparison=">=")
 def apo_zero_depends_on_mu() -> float:
     """APO-zero's minimiser depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -109,7 +109,7 @@ def apo_zero_depends_on_mu() -> float:
 
 
 @claim("apo_down.boundary",
-       citation="D'Oosterlinck et al., arXiv 2408.06266, Eq. 8; reference §2.7 (E1: all mass on y₁ under "
+       citation="D'Oosterlinck et al., arXiv 2408.06266, Eq. 8; derived here (E1: all mass on y₁ under "
                 "W_u, on y₃ under W_s)",
        assumptions="E1, β = 1; W_u (expected vertex y₁) and W_s (expected vertex y₃)", tolerance=1e-6)
 def apo_down_boundary() -> float:
@@ -120,7 +120,7 @@ def apo_down_boundary() -> float:
 
 # ------------------------------------------------------------------------------ NCA
 @claim("nca.target",
-       citation="Chen et al., arXiv 2402.05369 (pairwise NCA); reference §2.7: e^{βg(y)} = 2n_w/(n_w + n_l), "
+       citation="Chen et al., arXiv 2402.05369 (pairwise NCA); derived here: e^{βg(y)} = 2n_w/(n_w + n_l), "
                 "unnormalised [derived, exact]",
        assumptions="E1, β ∈ {0.5, 1, 2}; W_u and W_s; the log-prob table left unnormalised (an energy model)",
        tolerance=1e-12)
@@ -140,7 +140,7 @@ def nca_target() -> float:
 
 
 @claim("nca.normalised_target",
-       citation="reference §2.7 (the unnormalised optimum; the tabular policy must normalise, so the constraint binds)",
+       citation="derived here (the unnormalised optimum; the tabular policy must normalise, so the constraint binds)",
        assumptions="E1, β = 1, W_u; candidate π ∝ π_ref·(2n_w/(n_w + n_l))^{1/β}",
        tolerance=1e-6, expected="fails")
 def nca_normalised_target() -> float:
@@ -152,7 +152,7 @@ def nca_normalised_target() -> float:
 
 
 @claim("nca.not_pistar",
-       citation="reference §2.7 (E1: TV 0.319 from π*_β)", assumptions="E1, β = 1, W_u",
+       citation="derived here (E1: TV 0.319 from π*_β)", assumptions="E1, β = 1, W_u",
        tolerance=0.1, comparison=">=")
 def nca_not_pistar() -> float:
     """Pairwise NCA's tabular minimiser is not π*_β (TV)."""
@@ -160,7 +160,7 @@ def nca_not_pistar() -> float:
 
 
 @claim("nca.depends_on_mu",
-       citation="reference §2.7 (E1: TV(W_u, W_s) = 0.024)", assumptions="E1, β = 1; W_u versus W_s",
+       citation="derived here (E1: TV(W_u, W_s) = 0.024)", assumptions="E1, β = 1; W_u versus W_s",
        tolerance=5e-3, comparison=">=")
 def nca_depends_on_mu() -> float:
     """NCA's minimiser depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -169,7 +169,7 @@ def nca_depends_on_mu() -> float:
 
 # ------------------------------------------------------------------------------ BCO
 @claim("bco.free_delta_target",
-       citation="Jung et al., arXiv 2404.04656; reference §2.7: free δ gives π ∝ π_ref·(n_w/n_l)^{1/β} (TV 4e-8)",
+       citation="Jung et al., arXiv 2404.04656; derived here: free δ gives π ∝ π_ref·(n_w/n_l)^{1/β} (TV 4e-8)",
        assumptions="E1 (one prompt), β = 1, δ minimised jointly with the policy; W_u and W_s",
        tolerance=1e-7)
 def bco_free_delta_target() -> float:
@@ -192,7 +192,7 @@ def bco_free_delta_target() -> float:
 
 
 @claim("bco.delta0_not_pistar",
-       citation="TRL v1.9 DPOTrainer bco_pair (δ = 0); reference §2.7 (E1: TV 0.012 (W_u), 0.193 (W_s) from π*_β)",
+       citation="TRL v1.9 DPOTrainer bco_pair (δ = 0); derived here (E1: TV 0.012 (W_u), 0.193 (W_s) from π*_β)",
        assumptions="E1, β = 1, δ = 0; the smaller of the W_u and W_s distances", tolerance=5e-3, comparison=">=")
 def bco_delta0_not_pistar() -> float:
     """BCO with δ = 0 does not recover π*_β under either pair law (min TV)."""
@@ -202,7 +202,7 @@ def bco_delta0_not_pistar() -> float:
 
 # ------------------------------------------------------------------------------ Cal-DPO, DPOP, Minor-DPO
 @claim("cal_dpo.not_pistar",
-       citation="Xiao et al., arXiv 2412.14516; reference §2.7 (E1: TV 0.327 from π*_β)",
+       citation="Xiao et al., arXiv 2412.14516; derived here (E1: TV 0.327 from π*_β)",
        assumptions="E1, β = 1, calib_weight ½ (the code's), W_u", tolerance=0.1, comparison=">=")
 def cal_dpo_not_pistar() -> float:
     """Cal-DPO's population minimiser is not π*_β (TV)."""
@@ -210,7 +210,7 @@ def cal_dpo_not_pistar() -> float:
 
 
 @claim("dpop.collapse_full_coverage",
-       citation="Pal et al., arXiv 2402.13228, Eq. 3; reference §2.7 (E1, λ = 50: exactly π_ref, "
+       citation="Pal et al., arXiv 2402.13228, Eq. 3; derived here (E1, λ = 50: exactly π_ref, "
                 "loss log 2 per record)",
        assumptions="E1 (every response chosen somewhere: full-coverage soft labels), β = 1, λ = 50; W_u and W_s",
        tolerance=1e-6)
@@ -227,7 +227,7 @@ def dpop_collapse() -> float:
 
 
 @claim("dpop.collapse_lambda5",
-       citation="reference §2.7 (E1, λ = 5: TV 0.062 from π_ref; 0.0607 by a kink-aware 1-D search)",
+       citation="derived here (E1, λ = 5: TV 0.062 from π_ref; 0.0607 by a kink-aware 1-D search)",
        assumptions="E1, β = 1, λ = 5 (below the collapse threshold), W_u", tolerance=1e-6, expected="fails")
 def dpop_collapse_lambda5() -> float:
     """DPOP with λ = 5 collapses to π_ref (it does not: TV)."""
@@ -235,7 +235,7 @@ def dpop_collapse_lambda5() -> float:
 
 
 @claim("minor_dpo.depends_on_mu",
-       citation="reference §2.7 (derived on the RECONSTRUCTION of Xie et al., arXiv 2408.09834; "
+       citation="derived here (on the RECONSTRUCTION of Xie et al., arXiv 2408.09834; "
                 "E1: TV(W_u, W_s) = 0.090); not a paper claim",
        assumptions="E1, β = 1; W_u versus W_s", tolerance=0.03, comparison=">=")
 def minor_dpo_depends_on_mu() -> float:
@@ -245,7 +245,7 @@ def minor_dpo_depends_on_mu() -> float:
 
 # ------------------------------------------------------------------------------ RPO, SPO, Flex-DPO
 @claim("rpo.not_pistar",
-       citation="Pang et al., arXiv 2404.19733; reference §2.7 (E1, α = 1: TV 0.066 (W_u), 0.260 (W_s))",
+       citation="Pang et al., arXiv 2404.19733; derived here (E1, α = 1: TV 0.066 (W_u), 0.260 (W_s))",
        assumptions="E1 with |y| = 1, β = 1, α = 1, variant pang, W_u", tolerance=0.03, comparison=">=")
 def rpo_not_pistar() -> float:
     """DPO + NLL (RPO) is not minimised at π*_β (TV)."""
@@ -253,7 +253,7 @@ def rpo_not_pistar() -> float:
 
 
 @claim("spo.hinge_collapse",
-       citation="reference §2.7 (derived on the hinge RECONSTRUCTION of Jian et al., arXiv 2507.07723: "
+       citation="derived here (on the hinge RECONSTRUCTION of Jian et al., arXiv 2507.07723: "
                 "π = π_ref for λ ≥ 10 on E1); not a paper claim",
        assumptions="E1, β = 1, reading hinge, λ = 10; W_u and W_s (larger λ adds a penalty that is 0 at π_ref "
                    "and ≥ 0 elsewhere, so π_ref stays optimal)", tolerance=1e-6)
@@ -263,7 +263,7 @@ def spo_hinge_collapse() -> float:
 
 
 @claim("spo.hinge_collapse_lambda1",
-       citation="reference §2.7 (hinge RECONSTRUCTION, E1, λ = 1: TV 0.177 from π_ref); not a paper claim",
+       citation="derived here (hinge RECONSTRUCTION, E1, λ = 1: TV 0.177 from π_ref); not a paper claim",
        assumptions="E1, β = 1, reading hinge, λ = 1 (below the collapse threshold), W_u",
        tolerance=1e-6, expected="fails")
 def spo_hinge_collapse_lambda1() -> float:
@@ -272,7 +272,7 @@ def spo_hinge_collapse_lambda1() -> float:
 
 
 @claim("flex_dpo.not_pistar",
-       citation="Yan et al., arXiv 2406.07327; reference §2.7 (E1, β⁺ = 1, β⁻ = 0.8: TV 0.074)",
+       citation="Yan et al., arXiv 2406.07327; derived here (E1, β⁺ = 1, β⁻ = 0.8: TV 0.074)",
        assumptions="E1, β⁺ = 1, β⁻ = 0.8, W_u; π*_β at β = 1", tolerance=0.03, comparison=">=")
 def flex_dpo_not_pistar() -> float:
     """Flex-DPO's minimiser is not π*_β (TV)."""

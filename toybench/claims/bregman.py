@@ -1,6 +1,6 @@
-"""Claims for Bregman preference optimisation: ``bpo`` and ``sba`` (reference §2.1).
+"""Claims for Bregman preference optimisation: ``bpo`` and ``sba`` (docs/losses.md).
 
-E1 is the reference instance (losses.md §0.4) with β = 1; W_u, W_s, W_c its pair laws. Distances
+E1 is the worked instance of docs/conventions.md with β = 1; W_u, W_s, W_c its pair laws. Distances
 are total variation in float64 between ``solve``'s exact minimiser and π*_β = π_ref·e^{r/β}/Z.
 """
 from __future__ import annotations
@@ -48,13 +48,13 @@ def _sba_distance(law: str) -> float:
 LAW_NAMES = {"uniform": "W_u (uniform)", "ref": "W_s (π_ref ⊗ π_ref)", "chain": "W_c (chain 0–1–2–3, a tree)"}
 for _law in LAW_NAMES:
     claim(f"bpo.target_all_h_{_law}",
-          citation=f"{BPO_CITATION}, Thm. 2; reference §2.1 (E1: TV ≤ 3e-8)",
+          citation=f"{BPO_CITATION}, Thm. 2; derived here (E1: TV ≤ 3e-8)",
           assumptions=f"E1, BT, clean labels, β = 1, pair law {LAW_NAMES[_law]}; h ∈ {{lr, kliep, lsif, ba λ = ±½}}",
           tolerance=SOLVER_TOL,
           statement=f"Every BPO generator is minimised at π*_β under {LAW_NAMES[_law]} (max TV over the generators)."
           )(functools.partial(_bpo_distance, _law))
     claim(f"sba.target_{_law}",
-          citation=f"{BPO_CITATION}, Thm. 2; reference §2.1 (E1: TV ≤ 3e-8)",
+          citation=f"{BPO_CITATION}, Thm. 2; derived here (E1: TV ≤ 3e-8)",
           assumptions=f"E1, BT, clean labels, β = 1, s = 4, pair law {LAW_NAMES[_law]}; λ ∈ {{−½, ½, 1.2}}",
           tolerance=SOLVER_TOL,
           statement=f"SBA is minimised at π*_β under {LAW_NAMES[_law]} for every λ (max TV over λ)."
@@ -90,7 +90,7 @@ class PrintedLSIF(MarginLoss):
 
 
 @claim("bpo.lsif_as_printed",
-       citation=f"{BPO_CITATION}, Table 2 (LSIF row as printed); reference §2.1, §4 (E1: TV 0.4645)",
+       citation=f"{BPO_CITATION}, Table 2 (LSIF row as printed); derived here (E1: TV 0.4645)",
        assumptions="E1, W_u, β = 1; the per-record loss R² − 2R as printed (the correct form is R² − 2R⁻¹)",
        tolerance=1e-6, expected="fails")
 def bpo_lsif_as_printed() -> float:
@@ -125,7 +125,7 @@ def sba_gradient_match() -> float:
 
 
 @claim("sba.lambda_only_dynamics",
-       citation=f"{BPO_CITATION}, Thm. 2 and Prop. 4 (h only reweights records); reference §2.1",
+       citation=f"{BPO_CITATION}, Thm. 2 and Prop. 4 (h only reweights records); derived here",
        assumptions="E1, W_s, β = 1, s = 4, no clipping; λ ∈ {−½, 0, ½, 1.2}",
        tolerance=SOLVER_TOL)
 def sba_lambda_only_dynamics() -> float:
@@ -150,7 +150,7 @@ CLIP_MIN = 0.01
 
 
 @claim("bpo.clip_plateau",
-       citation=f"{BPO_CITATION}, App. C.2 (R clipped ≥ 0.01; clamp presumed); reference §2.1",
+       citation=f"{BPO_CITATION}, App. C.2 (R clipped ≥ 0.01; clamp presumed); derived here",
        assumptions="two responses, one hard-labelled record y0 ≻ y1; clip_min = 0.01; β = 1; "
                    "h ∈ {lr, kliep, lsif, ba λ = ½}; margins z from just above −log 0.01 = 4.605 (the kink) to 4.605 + 40",
        tolerance=1e-12)

@@ -1,6 +1,6 @@
 """Foundation claims: DPO, IPO, cDPO, rDPO and hinge on flat spaces, the solver and training.
 
-E1 is the reference instance (losses.md §0.4): r = (0, 0.5, 1.5, 3), π_ref = (0.4, 0.3, 0.2, 0.1).
+E1 is the worked instance of docs/conventions.md: r = (0, 0.5, 1.5, 3), π_ref = (0.4, 0.3, 0.2, 0.1).
 Distances are total variation, prompt-averaged, in float64.
 """
 from __future__ import annotations
@@ -11,22 +11,10 @@ import torch
 
 from .. import losses, metrics, optima
 from ..pairs import Pairs, population
-from ..problem import Problem
+from ..problem import Problem, e1
 from ..solve import NoFiniteMinimum, solve
 from ..spaces import FlatSpace
 from .registry import claim
-
-E1_REF = (0.4, 0.3, 0.2, 0.1)
-E1_REWARD = (0.0, 0.5, 1.5, 3.0)
-
-
-def e1(pair_dist="uniform") -> Problem:
-    """The reference instance E1 under a pair law: "uniform" (W_u), "ref" (W_s) or "chain" (W_c)."""
-    if pair_dist == "chain":
-        pair_dist = torch.zeros(1, 4, 4, dtype=torch.float64)
-        pair_dist[0, [0, 1, 2], [1, 2, 3]] = 1.0
-    return Problem(FlatSpace(4), torch.tensor([E1_REF], dtype=torch.float64).log(),
-                   reward=torch.tensor([E1_REWARD], dtype=torch.float64), pair_dist=pair_dist)
 
 
 def random_table(P: int, Y: int, seed: int) -> torch.Tensor:
@@ -59,7 +47,7 @@ def dpo_population_minimiser() -> float:
 
 
 @claim("dpo.independent_of_pair_dist",
-       citation="Rafailov et al., arXiv 2305.18290; reference G1 (logit link)",
+       citation="Rafailov et al., arXiv 2305.18290; G1 in docs/losses.md (logit link)",
        assumptions="BT, clean labels, β = 0.5, P = 3, Y = 6; pair laws ref, uniform, two random tables",
        tolerance=1e-8)
 def dpo_independent_of_pair_dist() -> float:
@@ -71,7 +59,7 @@ def dpo_independent_of_pair_dist() -> float:
 
 
 @claim("dpo.gradient_vanishes_at_pistar",
-       citation="Rafailov et al., arXiv 2305.18290; reference G1",
+       citation="Rafailov et al., arXiv 2305.18290; G1 in docs/losses.md",
        assumptions="BT, clean labels, population pairs, β = 0.3, P = 4, Y = 8",
        tolerance=1e-12)
 def dpo_gradient_vanishes() -> float:
@@ -82,7 +70,7 @@ def dpo_gradient_vanishes() -> float:
 
 
 @claim("dpo.no_finite_minimiser_one_sided",
-       citation="Azar et al., arXiv 2310.12036, §4.2; reference G4",
+       citation="Azar et al., arXiv 2310.12036, §4.2; G4 in docs/losses.md",
        assumptions="deterministic preferences y0 ≻ y1 ≻ y2 (p ∈ {0, 1}), every pair seen in one orientation only",
        tolerance=1.0, comparison=">=")
 def dpo_no_finite_minimiser() -> float:
@@ -132,7 +120,7 @@ def ipo_closed_form() -> float:
 
 
 @claim("ipo.depends_on_mu",
-       citation="Azar et al., arXiv 2310.12036, Eq. 9; reference §2.3 (E1: TV(W_u, W_s) = 0.0058)",
+       citation="Azar et al., arXiv 2310.12036, Eq. 9; derived here (E1: TV(W_u, W_s) = 0.0058)",
        assumptions="E1, τ = 1; W_u versus W_s", tolerance=1e-3, comparison=">=")
 def ipo_depends_on_mu() -> float:
     """IPO's optimum depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -154,7 +142,7 @@ def ipo_two_action() -> float:
 
 
 @claim("rdpo.unbiased",
-       citation="Chowdhury, Kini, Natarajan, arXiv 2403.00409; reference §2.4",
+       citation="Chowdhury, Kini, Natarajan, arXiv 2403.00409; derived here",
        assumptions="E1 and a random 3-prompt problem; labels flipped at rate ε = 0.1 = the loss's eps; "
                    "pair laws W_u and W_s; β = 1",
        tolerance=1e-8)
@@ -167,7 +155,7 @@ def rdpo_unbiased() -> float:
 
 
 @claim("cdpo.recovers_pistar_under_flips",
-       citation="Mitchell, cDPO note (2023); reference §2.4 (E1: TV 0.261 under W_u)",
+       citation="Mitchell, cDPO note (2023); derived here (E1: TV 0.261 under W_u)",
        assumptions="E1, W_u, labels flipped at rate ε = 0.1 = the loss's eps, β = 1",
        tolerance=1e-6, expected="fails")
 def cdpo_under_flips() -> float:
@@ -178,7 +166,7 @@ def cdpo_under_flips() -> float:
 
 
 @claim("cdpo.hard_label_fixed_point",
-       citation="Mitchell, cDPO note (2023); reference §2.4",
+       citation="Mitchell, cDPO note (2023); derived here",
        assumptions="one pair seen in one orientation only (hard label), ε ∈ {0.1, 0.25}, β = 2",
        tolerance=1e-9)
 def cdpo_fixed_point() -> float:
@@ -194,7 +182,7 @@ def cdpo_fixed_point() -> float:
 
 
 @claim("cdpo.depends_on_mu",
-       citation="reference §2.4 (E1: TV(W_u, W_s) = 0.012)",
+       citation="derived here (E1: TV(W_u, W_s) = 0.012)",
        assumptions="E1, clean labels, ε = 0.1, β = 1; W_u versus W_s", tolerance=1e-3, comparison=">=")
 def cdpo_depends_on_mu() -> float:
     """cDPO's optimum depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -203,7 +191,7 @@ def cdpo_depends_on_mu() -> float:
 
 
 @claim("hinge.differs_from_pistar",
-       citation="Zhao et al., arXiv 2305.10425; reference §2.5 (E1: G = (0,1,2,3)/β, TV 0.122 from π*_β)",
+       citation="Zhao et al., arXiv 2305.10425; derived here (E1: G = (0,1,2,3)/β, TV 0.122 from π*_β)",
        assumptions="E1, W_u, β = 1", tolerance=0.05, comparison=">=")
 def hinge_differs() -> float:
     """The hinge (SLiC) optimum is rank-only and differs from π*_β (TV)."""

@@ -1,8 +1,8 @@
-"""Claims for DID's rejected sampler (a record law, not a loss; reference §2.12).
+"""Claims for DID's rejected sampler (a record law, not a loss; derived here).
 
 DID records: chosen y_w ~ π_ref, rejected y_l ~ π_l, the first draw wins (``pair_dist="did"`` uses
-π_l ∝ π_ref·e^{−r}; Contract 2: a = b draws are dropped). Both orientations of every pair occur, so
-DPO has the finite optimum π ∝ π_ref·(π_ref/π_l)^{1/β} [derived]. E1 is losses.md §0.4.
+π_l ∝ π_ref·e^{−r}; docs/conventions.md, pair law: a = b draws are dropped). Both orientations of every pair occur, so
+DPO has the finite optimum π ∝ π_ref·(π_ref/π_l)^{1/β} [derived]. E1 is defined in docs/conventions.md.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def did_formula(prob, rejected_logp: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 @claim("did.optimal_rejected_sampler",
-       citation="Won, Lee, Hwang, Seo, arXiv 2505.23761, Thm. 3.3 (v1); reference §2.12 (E1: TV ≤ 1.5e-7)",
+       citation="Won, Lee, Hwang, Seo, arXiv 2505.23761, Thm. 3.3 (v1); derived here (E1: TV ≤ 1.5e-7)",
        assumptions="E1; DID records with π_l ∝ π_ref·e^{−r} (pair_dist='did'), first draw wins, a = b draws "
                    "dropped; DPO with β ∈ {0.5, 1, 2}",
        tolerance=1e-8)
@@ -48,7 +48,7 @@ def did_optimal_sampler() -> float:
 
 
 @claim("did.general_rejected_sampler",
-       citation="Won et al., arXiv 2505.23761; reference §2.12 (general π_l: 5e-9) [derived]",
+       citation="Won et al., arXiv 2505.23761; derived here (general π_l: 5e-9)",
        assumptions="E1's π_ref; a random full-support π_l (seed 0); records (a, b), a ≠ b, weight ∝ "
                    "π_ref(a)π_l(b); DPO with β ∈ {0.5, 1, 2}",
        tolerance=1e-8)
@@ -62,7 +62,7 @@ def did_general_sampler() -> float:
 
 
 @claim("did.random_sampler_not_pistar",
-       citation="Won et al., arXiv 2505.23761; reference §2.12 (a random π_l: TV 0.65 from π*_β) [derived]",
+       citation="Won et al., arXiv 2505.23761; derived here (a random π_l: TV 0.65 from π*_β)",
        assumptions="E1, β = 1; a random full-support π_l (seed 0) instead of π_l ∝ π_ref·e^{−r}",
        tolerance=0.1, comparison=">=")
 def did_random_sampler() -> float:

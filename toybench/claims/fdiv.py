@@ -1,6 +1,6 @@
-"""Claims for the f-divergence losses: ``fdpo``, ``fpo``, ``exo`` (reference §2.2).
+"""Claims for the f-divergence losses: ``fdpo``, ``fpo``, ``exo`` (docs/losses.md).
 
-E1 is the reference instance (losses.md §0.4); W_u, W_s its pair laws. Distances are total
+E1 is the worked instance of docs/conventions.md; W_u, W_s its pair laws. Distances are total
 variation in float64 between ``solve``'s exact minimiser and a closed form or another minimiser.
 Per-pair statements minimise p·L(z) + (1 − p)·L(−z) over the scaled margin z with the loss's own
 per-record values (a root of the autograd derivative, Brent's method).
@@ -64,7 +64,7 @@ def _fdpo_distance(law: str) -> float:
 
 
 @claim("fdpo.target",
-       citation=f"{FDPO_CITATION}; reference §2.2 (E1: TV ≤ 4e-8)",
+       citation=f"{FDPO_CITATION}; derived here (E1: TV ≤ 4e-8)",
        assumptions="E1, BT, clean labels, β = 1, pair law W_u; divergences forward KL, JS, α = 0.3, α = 0.5",
        tolerance=SOLVER_TOL)
 def fdpo_target() -> float:
@@ -73,7 +73,7 @@ def fdpo_target() -> float:
 
 
 @claim("fdpo.target_ref",
-       citation=f"{FDPO_CITATION}; reference §2.2 (E1: TV ≤ 4e-8)",
+       citation=f"{FDPO_CITATION}; derived here (E1: TV ≤ 4e-8)",
        assumptions="E1, BT, clean labels, β = 1, pair law W_s (π_ref ⊗ π_ref); divergences forward KL, JS, α = 0.3, α = 0.5",
        tolerance=SOLVER_TOL)
 def fdpo_target_ref() -> float:
@@ -82,7 +82,7 @@ def fdpo_target_ref() -> float:
 
 
 @claim("fdpo.reverse_kl_is_dpo",
-       citation=f"{FDPO_CITATION}; reference §2.2 (reverse KL gives DPO)",
+       citation=f"{FDPO_CITATION}; derived here (reverse KL gives DPO)",
        assumptions="E1, BT, clean labels, β ∈ {0.5, 1}; pair laws W_u, W_s", tolerance=1e-8)
 def fdpo_reverse_kl() -> float:
     """f-DPO with reverse KL is minimised at π*_β (max TV)."""
@@ -91,7 +91,7 @@ def fdpo_reverse_kl() -> float:
 
 
 @claim("fdpo.not_dpo_optimum",
-       citation=f"{FDPO_CITATION}; BPO arXiv 2505.19601 Table 1 ('O ✗'); reference §2.2 "
+       citation=f"{FDPO_CITATION}; BPO arXiv 2505.19601 Table 1 ('O ✗'); derived here "
                 "(E1: TV 0.132 FKL, 0.378 JS, 0.104 α = 0.5, 0.073 α = 0.3)",
        assumptions="E1, W_u, β = 1; divergences forward KL, JS, α = 0.3, α = 0.5", tolerance=0.05, comparison=">=")
 def fdpo_not_dpo_optimum() -> float:
@@ -103,7 +103,7 @@ def fdpo_not_dpo_optimum() -> float:
 
 
 @claim("fdpo.bpo_b1_normaliser",
-       citation="BPO arXiv 2505.19601, App. B.1 (π_ref·(f′)⁻¹(r/β)/Z_f); reference §2.2, §4 (E1: TV 0.229)",
+       citation="BPO arXiv 2505.19601, App. B.1 (π_ref·(f′)⁻¹(r/β)/Z_f); derived here (E1: TV 0.229)",
        assumptions="E1, W_u, α-divergence α = 0.5, β = 2 (so that (f′)⁻¹(r/β) exists)",
        tolerance=1e-6, expected="fails")
 def fdpo_bpo_b1() -> float:
@@ -122,7 +122,7 @@ def _entropy_gap(beta: float) -> float:
 
 
 @claim("fdpo.fkl_more_entropy_beta1",
-       citation=f"{FDPO_CITATION} (forward KL 'mass-covering'); reference §2.2 (E1, β = 1: 1.049 vs 1.180 nats)",
+       citation=f"{FDPO_CITATION} (forward KL 'mass-covering'); derived here (E1, β = 1: 1.049 vs 1.180 nats)",
        assumptions="E1, β = 1; entropies of the forward-KL target and π*_β", tolerance=0.0, comparison=">=",
        expected="fails")
 def fdpo_fkl_entropy_beta1() -> float:
@@ -131,7 +131,7 @@ def fdpo_fkl_entropy_beta1() -> float:
 
 
 @claim("fdpo.fkl_more_entropy_other_beta",
-       citation=f"{FDPO_CITATION} (forward KL 'mass-covering'); reference §2.2 (holds at β ∈ {{0.1, 0.3, 3, 10}})",
+       citation=f"{FDPO_CITATION} (forward KL 'mass-covering'); derived here (holds at β ∈ {{0.1, 0.3, 3, 10}})",
        assumptions="E1, β ∈ {0.1, 0.3, 3, 10}; entropies of the forward-KL target and π*_β",
        tolerance=0.0, comparison=">=")
 def fdpo_fkl_entropy_other_beta() -> float:
@@ -144,7 +144,7 @@ FPO_DIVERGENCES = ("alpha", "reverse_kl", "forward_kl", "js", "jeffreys", "helli
 
 
 @claim("fpo.exact_target",
-       citation=f"{FPO_CITATION}; BPO arXiv 2505.19601 Table 1 ('O ✓'); reference §2.2",
+       citation=f"{FPO_CITATION}; BPO arXiv 2505.19601 Table 1 ('O ✓'); derived here",
        assumptions="E1, W_u; true-reward targets softmax(r/β_r) on each record's two responses; "
                    "β = β_r = 0.5; every f-PO generator (α = 0.1)",
        tolerance=SOLVER_TOL)
@@ -157,7 +157,7 @@ def fpo_exact_target() -> float:
 
 def fpo_pair_margin(p: float, alpha: float, eps: float) -> float:
     """Closed-form per-pair minimiser of the α-f-PO pair loss: (1/α)·log(A/B),
-    A = p(1−ε)^α + (1−p)ε^α, B = pε^α + (1−p)(1−ε)^α (reference §2.2 (c))."""
+    A = p(1−ε)^α + (1−p)ε^α, B = pε^α + (1−p)(1−ε)^α (docs/losses.md)."""
     high, low = (1 - eps) ** alpha, eps ** alpha
     return math.log((p * high + (1 - p) * low) / (p * low + (1 - p) * high)) / alpha
 
@@ -166,7 +166,7 @@ FPO_PAIR_SETTINGS = ((0.5, 1e-3), (0.1, math.exp(-10.0)), (0.5, 1e-8))
 
 
 @claim("fpo.pair_closed_form",
-       citation=f"{FPO_CITATION}; reference §2.2 (c) [derived]",
+       citation=f"{FPO_CITATION}; derived here",
        assumptions="one pair, p ∈ {0.6, 0.75, 0.9}; (α, ε) ∈ {(0.5, 1e-3), (0.1, e^−10), (0.5, 1e-8)}; target (1 − ε, ε)",
        tolerance=MARGIN_TOL)
 def fpo_pair_closed_form() -> float:
@@ -177,7 +177,7 @@ def fpo_pair_closed_form() -> float:
 
 
 @claim("fpo.pair_not_dpo_optimum",
-       citation=f"{FPO_CITATION}; BPO arXiv 2505.19601 (f-PO pair ≠ π*); reference §2.2 (E1: TV 0.356)",
+       citation=f"{FPO_CITATION}; BPO arXiv 2505.19601 (f-PO pair ≠ π*); derived here (E1: TV 0.356)",
        assumptions="E1, W_u, α-divergence α = 0.5, ε = 1e-8, β = 1", tolerance=0.1, comparison=">=")
 def fpo_pair_not_dpo() -> float:
     """f-PO's pair-mode minimiser differs from π*_β (TV)."""
@@ -186,7 +186,7 @@ def fpo_pair_not_dpo() -> float:
 
 
 @claim("fpo.pair_small_eps_tempered",
-       citation=f"{FPO_CITATION}; reference §2.2 (ε → 0: z* → logit(p)/α, π*_{{αβ}}; E1: TV 1.3e-4)",
+       citation=f"{FPO_CITATION}; derived here (ε → 0: z* → logit(p)/α, π*_{{αβ}}; E1: TV 1.3e-4)",
        assumptions="E1, W_u, α-divergence α = 0.5, ε = 1e-8, β = 1", tolerance=1e-3)
 def fpo_pair_small_eps() -> float:
     """With a tiny ε, f-PO's pair-mode minimiser is close to the tempered π*_{αβ} (TV)."""
@@ -195,7 +195,7 @@ def fpo_pair_small_eps() -> float:
 
 
 @claim("fpo.code_eps_not_negligible",
-       citation=f"{FPO_CITATION}; MinkaiXu/fPO run/hh_pref.sh (α = 0.1, log-target −10); reference §2.2 "
+       citation=f"{FPO_CITATION}; MinkaiXu/fPO run/hh_pref.sh (α = 0.1, log-target −10); derived here "
                 "(p = 0.9: z* = 7.76, not logit(p)/α = 21.97)",
        assumptions="one pair, p = 0.9; α = 0.1, ε = e^−10 (the scripts' settings); '≈' read as within 5%",
        tolerance=0.05, expected="fails")
@@ -209,7 +209,7 @@ def fpo_code_eps() -> float:
 
 # ------------------------------------------------------------------------------ EXO
 @claim("exo.pair_target",
-       citation=f"{EXO_CITATION}; TRL exo_pair; reference §2.2 (1.3814 at p = 0.6, 5.5254 at 0.9, ε = 1e-3)",
+       citation=f"{EXO_CITATION}; TRL exo_pair; derived here (1.3814 at p = 0.6, 5.5254 at 0.9, ε = 1e-3)",
        assumptions="one pair, p ∈ {0.6, 0.75, 0.9}; ε ∈ {1e-3, e^−10/(1 + e^−10)}",
        tolerance=MARGIN_TOL)
 def exo_pair_target() -> float:
@@ -228,7 +228,7 @@ def exo_pair_target() -> float:
 
 
 @claim("exo.pair_recovers_pistar",
-       citation=f"{EXO_CITATION}; reference §2.2 (E1: TV 0.442 under W_u; optimum (0.000459, 0.001821, 0.026594, 0.971126))",
+       citation=f"{EXO_CITATION}; derived here (E1: TV 0.442 under W_u; optimum (0.000459, 0.001821, 0.026594, 0.971126))",
        assumptions="E1, W_u, pair mode, ε = 1e-3, β = 1", tolerance=1e-6, expected="fails")
 def exo_pair_recovers_pistar() -> float:
     """EXO's pair mode recovers π*_β (TV from π*_β)."""
@@ -236,7 +236,7 @@ def exo_pair_recovers_pistar() -> float:
 
 
 @claim("exo.list_exact",
-       citation=f"{EXO_CITATION}; haozheji/exact-optimization exact_loss ('rw' targets); reference §2.2",
+       citation=f"{EXO_CITATION}; haozheji/exact-optimization exact_loss ('rw' targets); derived here",
        assumptions="E1, W_u and W_s; true-reward targets softmax(r/β_r) on each record's two responses; β = β_r = 0.5",
        tolerance=SOLVER_TOL)
 def exo_list_exact() -> float:
@@ -246,7 +246,7 @@ def exo_list_exact() -> float:
 
 
 @claim("exo.depends_on_mu",
-       citation=f"{EXO_CITATION}; reference §2.2 (E1: TV(W_u, W_s) = 0.0016)",
+       citation=f"{EXO_CITATION}; derived here (E1: TV(W_u, W_s) = 0.0016)",
        assumptions="E1, pair mode, ε = 1e-3, β = 1; W_u versus W_s", tolerance=1e-3, comparison=">=")
 def exo_depends_on_mu() -> float:
     """EXO's pair-mode optimum depends on the pair distribution (TV between the W_u and W_s minimisers)."""

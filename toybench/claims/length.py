@@ -1,7 +1,7 @@
 """Claims for the length-normalised, reference-free and odds-ratio losses and for DiscoPOP
-(reference §2.5, §2.6).
+(docs/losses.md).
 
-E1 is the reference instance (losses.md §0.4) with β = 1; "lengths (1, 2, 3, 4)" gives the four
+E1 is the worked instance of docs/conventions.md with β = 1; "lengths (1, 2, 3, 4)" gives the four
 responses those token lengths (|y| = 1 otherwise). Distances are total variation, in float64,
 between ``solve``'s exact minimiser and the closed form or another minimiser.
 """
@@ -25,12 +25,12 @@ LENGTHS_14 = (1.0, 2.0, 3.0, 4.0)
 RESTARTS = 2
 """Starts of ``solve``'s non-convex route here (π_ref and uniform): CPO is convex in the logits,
 ASFT convex in π, AlphaPO a convex problem in its reward differences, ORPO and DiscoPOP agree with
-the reference's multi-start E1 values (checked in tests/test_claims_length.py)."""
+the independently derived multi-start E1 values (checked in tests/test_claims_length.py)."""
 
 
 def e1_lengths(pair_dist="uniform", lengths=UNIT) -> Problem:
     """E1 under a pair law ("uniform" W_u, "ref" W_s, "chain" W_c) with per-response token lengths."""
-    return e1(pair_dist).replace(space=FlatSpace(4, lengths=list(lengths)))
+    return e1(pair_dist, lengths=lengths)
 
 
 def solved(loss, prob) -> torch.Tensor:
@@ -59,7 +59,7 @@ def distance_to_pistar(loss, law="uniform", lengths=UNIT) -> float:
 
 # ------------------------------------------------------------------------------ SimPO
 @claim("simpo.gamma0_target",
-       citation="Meng, Xia, Chen, arXiv 2405.14734; reference §2.6 (E1, lengths (1,2,3,4): "
+       citation="Meng, Xia, Chen, arXiv 2405.14734; derived here (E1, lengths (1,2,3,4): "
                 "(0.0489, 0.0065, 0.0106, 0.9340), TV ≤ 4e-9)",
        assumptions="E1, BT, clean labels, β = 1, γ = 0; lengths (1,1,1,1) and (1,2,3,4); pair laws W_u, W_s",
        tolerance=1e-8)
@@ -70,7 +70,7 @@ def simpo_gamma0_target() -> float:
 
 
 @claim("simpo.gamma0_independent_of_mu",
-       citation="reference §0.3 G1 (logit link on S = ℓ̄)",
+       citation="G1 in docs/losses.md (logit link on S = ℓ̄)",
        assumptions="E1 with lengths (1,2,3,4), β = 1, γ = 0; W_u versus W_s and W_c",
        tolerance=1e-8)
 def simpo_gamma0_independent_of_mu() -> float:
@@ -83,7 +83,7 @@ SIMPO_PAIR_GRID = [(p, gamma) for p in (0.6, 0.75, 0.9) for gamma in (0.5, 1.0)]
 
 
 @claim("simpo.gamma_pair_target",
-       citation="reference §2.6: per pair p·σ(γ − z) = (1 − p)·σ(γ + z), "
+       citation="derived here: per pair p·σ(γ − z) = (1 − p)·σ(γ + z), "
                 "e^{z*} = [G(2p−1) + √(G²(1−2p)² + 4p(1−p))]/(2(1−p)), G = e^γ",
        assumptions="two responses with lengths (2, 3), BT with p(y0 ≻ y1) = p ∈ {0.6, 0.75, 0.9}, "
                    "γ ∈ {0.5, 1}, β = 2, uniform π_ref",
@@ -103,7 +103,7 @@ def simpo_gamma_pair_target() -> float:
 
 
 @claim("simpo.gamma_depends_on_mu",
-       citation="reference §2.6 (E1, γ = 0.5: TV(W_u, W_s) = 0.005)",
+       citation="derived here (E1, γ = 0.5: TV(W_u, W_s) = 0.005)",
        assumptions="E1, |y| = 1, β = 1, γ = 0.5; W_u versus W_s", tolerance=1e-3, comparison=">=")
 def simpo_gamma_depends_on_mu() -> float:
     """SimPO with γ > 0 depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -112,7 +112,7 @@ def simpo_gamma_depends_on_mu() -> float:
 
 # ------------------------------------------------------------------------------ logit links
 @claim("sigmoid_norm.target",
-       citation="TRL v1.9 DPOTrainer sigmoid_norm; reference §2.6 (E1, lengths (1,2,3,4): TV ≤ 7e-9)",
+       citation="TRL v1.9 DPOTrainer sigmoid_norm; derived here (E1, lengths (1,2,3,4): TV ≤ 7e-9)",
        assumptions="E1 with lengths (1,2,3,4), BT, clean labels, β = 1; W_u and W_s",
        tolerance=1e-8)
 def sigmoid_norm_target() -> float:
@@ -122,7 +122,7 @@ def sigmoid_norm_target() -> float:
 
 
 @claim("sigmoid_norm.not_pistar",
-       citation="reference §2.6 (E1, lengths (1,2,3,4): TV 0.418 from π*_β)",
+       citation="derived here (E1, lengths (1,2,3,4): TV 0.418 from π*_β)",
        assumptions="E1 with lengths (1,2,3,4), β = 1, W_u", tolerance=0.1, comparison=">=")
 def sigmoid_norm_not_pistar() -> float:
     """With unequal lengths length-normalised DPO does not recover π*_β (TV)."""
@@ -130,7 +130,7 @@ def sigmoid_norm_not_pistar() -> float:
 
 
 @claim("r_dpo.target",
-       citation="Park, Rafailov, Ermon, Finn, arXiv 2403.19159; reference §2.6 (E1: TV 2e-8)",
+       citation="Park, Rafailov, Ermon, Finn, arXiv 2403.19159; derived here (E1: TV 2e-8)",
        assumptions="E1 with lengths (1,2,3,4), BT, clean labels, β = 1, α = 0.3; W_u and W_s",
        tolerance=1e-8)
 def r_dpo_target() -> float:
@@ -140,7 +140,7 @@ def r_dpo_target() -> float:
 
 
 @claim("alpha_po.target",
-       citation="AlphaPO, arXiv 2501.03884; TRL CPOTrainer alpha; reference §2.6 (E1, α = 0.3: TV ≤ 5e-9)",
+       citation="AlphaPO, arXiv 2501.03884; TRL CPOTrainer alpha; derived here (E1, α = 0.3: TV ≤ 5e-9)",
        assumptions="E1, BT, clean labels, β = 1, α = 0.3, summed score, no γ, no NLL; W_u and W_s",
        tolerance=1e-7)
 def alpha_po_target() -> float:
@@ -158,7 +158,7 @@ def alpha_po_target() -> float:
 
 # ------------------------------------------------------------------------------ ORPO, CPO, ASFT
 @claim("orpo.not_pistar",
-       citation="Hong, Lee, Thorne, arXiv 2403.07691; reference §2.6 (E1, λ = 0.1: TV 0.078 under W_u)",
+       citation="Hong, Lee, Thorne, arXiv 2403.07691; derived here (E1, λ = 0.1: TV 0.078 under W_u)",
        assumptions="E1, |y| = 1, λ = 0.1, W_u; distance to π*_β at β = 1", tolerance=0.05, comparison=">=")
 def orpo_not_pistar() -> float:
     """ORPO's population minimiser is not π*_β (TV)."""
@@ -166,7 +166,7 @@ def orpo_not_pistar() -> float:
 
 
 @claim("orpo.depends_on_mu",
-       citation="reference §2.6 (E1, λ = 0.1: TV 0.078 (W_u) and 0.281 (W_s) from π*_β)",
+       citation="derived here (E1, λ = 0.1: TV 0.078 (W_u) and 0.281 (W_s) from π*_β)",
        assumptions="E1, |y| = 1, λ = 0.1; W_u versus W_s", tolerance=0.05, comparison=">=")
 def orpo_depends_on_mu() -> float:
     """ORPO's minimiser depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -174,7 +174,7 @@ def orpo_depends_on_mu() -> float:
 
 
 @claim("cpo.not_pistar",
-       citation="Xu et al., arXiv 2401.08417; reference §2.6 (E1: TV 0.041 under W_u)",
+       citation="Xu et al., arXiv 2401.08417; derived here (E1: TV 0.041 under W_u)",
        assumptions="E1, |y| = 1, β = 1, α = 1, W_u; distance to π*_β", tolerance=0.02, comparison=">=")
 def cpo_not_pistar() -> float:
     """CPO's population minimiser is not π*_β (TV)."""
@@ -182,7 +182,7 @@ def cpo_not_pistar() -> float:
 
 
 @claim("cpo.depends_on_mu",
-       citation="reference §2.6 (E1: TV 0.041 (W_u) and 0.218 (W_s) from π*_β)",
+       citation="derived here (E1: TV 0.041 (W_u) and 0.218 (W_s) from π*_β)",
        assumptions="E1, |y| = 1, β = 1, α = 1; W_u versus W_s", tolerance=0.05, comparison=">=")
 def cpo_depends_on_mu() -> float:
     """CPO's minimiser depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -190,7 +190,7 @@ def cpo_depends_on_mu() -> float:
 
 
 @claim("asft.kkt",
-       citation="Gorbatovski et al., arXiv 2502.01237 §2.4 (ASFT loss); reference §2.6 (E1, λ = 1: TV 4e-9)",
+       citation="Gorbatovski et al., arXiv 2502.01237 §2.4 (ASFT loss); derived here (E1, λ = 1: TV 4e-9)",
        assumptions="E1, |y| = 1, λ = 1; W_u, W_s and W_c",
        tolerance=1e-7)
 def asft_kkt() -> float:
@@ -200,7 +200,7 @@ def asft_kkt() -> float:
 
 
 @claim("asft.depends_on_mu",
-       citation="reference §2.6 (E1, λ = 1: TV 0.062 (W_u) and 0.261 (W_s) from π*_β)",
+       citation="derived here (E1, λ = 1: TV 0.062 (W_u) and 0.261 (W_s) from π*_β)",
        assumptions="E1, |y| = 1, λ = 1; W_u versus W_s", tolerance=0.05, comparison=">=")
 def asft_depends_on_mu() -> float:
     """ASFT's minimiser depends on the pair distribution (TV between the W_u and W_s minimisers)."""
@@ -208,7 +208,7 @@ def asft_depends_on_mu() -> float:
 
 
 @claim("asft.bounds_orpo",
-       citation="Gorbatovski et al., arXiv 2502.01237 §2.4: L_ORPO ≤ L_ASFT; reference §2.6",
+       citation="Gorbatovski et al., arXiv 2502.01237 §2.4: L_ORPO ≤ L_ASFT; derived here",
        assumptions="equal λ ∈ {0.1, 1, 5}, P = e^{ℓ̄} in both; 4096 random records (ℓ̄ ∈ (−8, 0), lengths 1–6)",
        tolerance=0.0)
 def asft_bounds_orpo() -> float:
@@ -224,7 +224,7 @@ def asft_bounds_orpo() -> float:
 
 # ------------------------------------------------------------------------------ DiscoPOP
 @claim("discopop.recovers_pistar",
-       citation="Lu et al., arXiv 2406.08414; reference §2.5 (E1: TV 0.040 (W_u), 0.035 (W_s))",
+       citation="Lu et al., arXiv 2406.08414; derived here (E1: TV 0.040 (W_u), 0.035 (W_s))",
        assumptions="E1, BT, clean labels, β = 1, τ = 0.05; W_u and W_s",
        tolerance=1e-6, expected="fails")
 def discopop_recovers_pistar() -> float:
@@ -234,7 +234,7 @@ def discopop_recovers_pistar() -> float:
 
 
 @claim("discopop.init_gradient_sign",
-       citation="reference §2.5 (τ = 0.05: dL/dz(0) = +0.784, local minimum at z ≈ −0.119)",
+       citation="derived here (τ = 0.05: dL/dz(0) = +0.784, local minimum at z ≈ −0.119)",
        assumptions="one hard-labelled record, τ = 0.05, gradient descent on z = βΔ from z = 0 (π_θ = π_ref), "
                    "step 0.05, 400 steps", tolerance=0.05, comparison=">=")
 def discopop_init_gradient_sign() -> float:
@@ -247,7 +247,7 @@ def discopop_init_gradient_sign() -> float:
 
 
 @claim("discopop.depends_on_mu",
-       citation="reference §2.5 (E1: TV(W_u, W_s) = 0.011)",
+       citation="derived here (E1: TV(W_u, W_s) = 0.011)",
        assumptions="E1, β = 1, τ = 0.05; W_u versus W_s", tolerance=1e-3, comparison=">=")
 def discopop_depends_on_mu() -> float:
     """DiscoPOP's optimum depends on the pair distribution (TV between the W_u and W_s minimisers)."""

@@ -5,7 +5,7 @@ A claim's ``measure()`` returns one float64 number. The verdict is ``"holds"`` w
 ``measured >= tolerance`` (``comparison=">="``, statements of difference), else ``"fails"``;
 ``"error"`` when ``measure`` raises. ``expected`` is what the mathematics predicts: a paper
 statement that is false under stated conditions is registered with ``expected="fails"``.
-(DESIGN.md, Contract 8.)
+(docs/conventions.md, claims.)
 """
 from __future__ import annotations
 

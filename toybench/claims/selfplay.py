@@ -1,6 +1,6 @@
-"""Claims for the self-play losses ``sppo`` and ``ddo`` (reference §2.9).
+"""Claims for the self-play losses ``sppo`` and ``ddo`` (docs/losses.md).
 
-E1 is the reference instance (losses.md §0.4). SPPO's ideal update is Hedge,
+E1 is the worked instance of docs/conventions.md. SPPO's ideal update is Hedge,
 π_{t+1} ∝ π_t·exp(η·P(y ≻ π_t)); one SPPO step is the least-squares loss with π_t as its
 reference, solved exactly here. DDO's data law is p_data = softmax(r) on E1, its reference p_ref =
 π_ref. Distances are total variation in float64.
@@ -44,9 +44,9 @@ def unregularised_nash(pref: np.ndarray) -> np.ndarray:
     return result.x[:Y]
 
 
-def regularised_residual(prob, tau: float, damping: float = 0.5) -> float:
+def regularised_residual(prob, tau: float) -> float:
     """max |π − softmax(log π_ref + M·π/τ)| at ``tb.optima.nash``'s answer."""
-    policy = optima.nash(prob, tau, damping=damping).exp()
+    policy = optima.nash(prob, tau).exp()
     response = torch.softmax(prob.ref_logp + torch.einsum("pab,pb->pa", prob.preference_matrix(), policy) / tau, -1)
     return float((policy - response).abs().max())
 
@@ -66,7 +66,7 @@ def e1_data_logp(prob) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ SPPO
 @claim("sppo.hedge_limit",
-       citation="Wu et al., arXiv 2405.00675; reference §2.9 (E1: point mass on y₃) [derived]",
+       citation="Wu et al., arXiv 2405.00675; derived here (E1: point mass on y₃)",
        assumptions=f"E1, η = 2, Hedge iterated {HEDGE_ROUNDS} times from π_ref (SPPO's ideal update, exact "
                    "P(y ≻ π_t))",
        tolerance=1e-9)
@@ -81,7 +81,7 @@ def sppo_hedge_limit() -> float:
 
 
 @claim("sppo.ls_step_equals_hedge",
-       citation="Wu et al., arXiv 2405.00675 (SPPO loss approximates the Hedge update); reference §2.9 (E1, π_ref "
+       citation="Wu et al., arXiv 2405.00675 (SPPO loss approximates the Hedge update); derived here (E1, π_ref "
                 "sampling with self-pairs: log Z_t = 1.0625, TV 0.0103)",
        assumptions="E1, W_s (pairs ∝ π_t ⊗ π_t without self-pairs), π_t = π_ref, η = 2 (β = 0.5), soft mode "
                    "with exact P(y ≻ π_t); log Z_t = 1.0625 ≠ η/2 (the step equals Hedge only when "
@@ -96,8 +96,8 @@ def sppo_ls_step() -> float:
 
 
 @claim("sppo.regularised_ne",
-       citation="Wu et al., arXiv 2405.00675; reference §2.9 (residual ≤ 4e-16) [derived]",
-       assumptions="damped iteration π ← ½π + ½·softmax(log π_ref + Mπ/τ); E1 at τ ∈ {0.5, 1} and a "
+       citation="Wu et al., arXiv 2405.00675; derived here (residual ≤ 4e-16)",
+       assumptions="tb.optima.nash (Newton in log space); E1 at τ ∈ {0.5, 1} and a "
                    "random 4-prompt, 6-response BT problem at τ = 1",
        tolerance=4e-16)
 def sppo_regularised_ne() -> float:
@@ -108,7 +108,7 @@ def sppo_regularised_ne() -> float:
 
 
 @claim("sppo.small_spread_approx",
-       citation="reference §2.9 (small spread: π*_τ ≈ π*_{4τ}, TV ≤ 8.1e-4 for reward sd 0.3) [derived]",
+       citation="derived here (small spread: π*_τ ≈ π*_{4τ}, TV ≤ 8.1e-4 for reward sd 0.3)",
        assumptions="random 4-prompt, 6-response BT problem, reward sd 0.3, τ = 0.5: regularised NE vs π*_{4τ}",
        tolerance=1e-3)
 def sppo_small_spread() -> float:
@@ -118,17 +118,17 @@ def sppo_small_spread() -> float:
 
 
 @claim("sppo.small_spread_approx_e1",
-       citation="reference §2.9 (E1 at τ = 0.2: TV 0.189) [derived]",
-       assumptions="E1 (reward spread 3), τ = 0.2: regularised NE (damping 0.2) vs π*_{4τ}",
+       citation="derived here (E1 at τ = 0.2: TV 0.189)",
+       assumptions="E1 (reward spread 3), τ = 0.2: regularised NE vs π*_{4τ}",
        tolerance=1e-3, expected="fails")
 def sppo_small_spread_e1() -> float:
     """The approximation π*_τ ≈ π*_{4τ} holds on E1 (it does not: the spread is large; TV)."""
     prob = e1("uniform")
-    return tv(optima.nash(prob, 0.2, damping=0.2), optima.reverse_kl(prob, 0.8))
+    return tv(optima.nash(prob, 0.2), optima.reverse_kl(prob, 0.8))
 
 
 @claim("sppo.intransitive",
-       citation="Wu et al., arXiv 2405.00675 (general preferences); reference §2.9 [derived]",
+       citation="Wu et al., arXiv 2405.00675 (general preferences); derived here",
        assumptions="rock-paper-scissors with P(winner ≻ loser) ∈ {1, 0.8}; NE of the unregularised game by LP",
        tolerance=1e-9)
 def sppo_intransitive() -> float:
@@ -141,7 +141,7 @@ def sppo_intransitive() -> float:
 
 
 @claim("sppo.hard",
-       citation="TRL DPOTrainer sppo_hard (v1.9.0, v0.28.0); reference §2.9 (E1: TV 0.373) [derived]",
+       citation="TRL DPOTrainer sppo_hard (v1.9.0, v0.28.0); derived here (E1: TV 0.373)",
        assumptions="E1, W_u, β = 1, reference fixed at π_ref",
        tolerance=0.3, comparison=">=")
 def sppo_hard() -> float:
@@ -153,7 +153,7 @@ def sppo_hard() -> float:
 
 # ------------------------------------------------------------------------------ DDO
 @claim("ddo.alpha_beta_one",
-       citation="Zheng et al., arXiv 2503.01103; reference §2.9 (E1: TV 7e-9) [derived]",
+       citation="Zheng et al., arXiv 2503.01103; derived here (E1: TV 7e-9)",
        assumptions="E1's π_ref as p_ref, p_data = softmax(r), α = β = 1, exact records (ddo_pairs)",
        tolerance=1e-8)
 def ddo_alpha_beta_one() -> float:
@@ -164,7 +164,7 @@ def ddo_alpha_beta_one() -> float:
 
 
 @claim("ddo.normalised_formula",
-       citation="Zheng et al., arXiv 2503.01103; reference §2.9 (≤ 1e-8 at the matching α) [derived]",
+       citation="Zheng et al., arXiv 2503.01103; derived here (≤ 1e-8 at the matching α)",
        assumptions="E1, p_data = softmax(r), β ∈ {0.7, 2} with α = (Σ p_ref^{1−1/β} p_data^{1/β})^β",
        tolerance=1e-8)
 def ddo_normalised_formula() -> float:
@@ -180,7 +180,7 @@ def ddo_normalised_formula() -> float:
 
 
 @claim("ddo.normalised_formula_other_alpha",
-       citation="Zheng et al., arXiv 2503.01103; reference §2.9 (α = 2, β = 0.7: 0.027) [derived]",
+       citation="Zheng et al., arXiv 2503.01103; derived here (α = 2, β = 0.7: 0.027)",
        assumptions="E1, p_data = softmax(r), α = 2, β = 0.7 (the matching α is 1.586)",
        tolerance=1e-8, expected="fails")
 def ddo_other_alpha() -> float:
@@ -192,7 +192,7 @@ def ddo_other_alpha() -> float:
 
 
 @claim("ddo.self_play",
-       citation="Zheng et al., arXiv 2503.01103 (self-play rounds, p_ref ← p_θ); reference §2.9 [derived]",
+       citation="Zheng et al., arXiv 2503.01103 (self-play rounds, p_ref ← p_θ); derived here",
        assumptions=f"E1, p_data = softmax(r), β ∈ {{0.6, 2}}, matching α each round, {SELF_PLAY_ROUNDS} rounds "
                    "from p_ref = π_ref; log p_{n+1} = (1 − 1/β)log p_n + (1/β)log p_data + c",
        tolerance=1e-8)
@@ -204,7 +204,7 @@ def ddo_self_play_converges() -> float:
 
 
 @claim("ddo.self_play_beta_below_half",
-       citation="Zheng et al., arXiv 2503.01103 (diffusion β ∈ [0.01, 0.1]); reference §2.9 (β = 0.4: TV 0.96 "
+       citation="Zheng et al., arXiv 2503.01103 (diffusion β ∈ [0.01, 0.1]); derived here (β = 0.4: TV 0.96 "
                 "after 200 rounds) [derived]",
        assumptions=f"E1, p_data = softmax(r), β = 0.4 (|1 − 1/β| = 1.5 > 1), matching α each round, "
                    f"{SELF_PLAY_ROUNDS} rounds from π_ref",

@@ -10,6 +10,18 @@ from .bregman import BPO, SBA
 from .dpo import DPO, IPO, Hinge
 from .fdiv import EXO, FDPO, FPO
 from .length import ASFT, CPO, ORPO, AlphaDPO, AlphaPO, LengthRegularizedDPO, SigmoidNorm, SimPO
+from .listwise import (
+                       IRPO,
+                       TPO,
+                       AnchoredDPO,
+                       CurryDPO,
+                       LiPO,
+                       ListLoss,
+                       PlackettLuce,
+                       RankDPO,
+                       list_objective,
+                       solve_lists,
+)
 from .margin_shapes import DiscoPOP, TanPrincipled
 from .noise import CDPO, RDPO
 from .selfplay import (
@@ -23,6 +35,7 @@ from .selfplay import (
                        win_probability,
                        with_win_probs,
 )
+from .token import D3PO, LDDPO, AutoregressiveDPO, TokenDPO
 
 __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "register",
            "DPO", "IPO", "Hinge", "CDPO", "RDPO",
@@ -32,4 +45,6 @@ __all__ = ["REGISTRY", "Loss", "MarginLoss", "fields", "make", "names", "registe
            "KTO", "APOZero", "APODown", "NCA", "BCO", "CalDPO", "DPOP", "MinorDPO", "RPO", "SPO", "FlexDPO",
            "BetaDPO", "MADPO", "DADPO", "with_score_gap",
            "SPPO", "DDO", "DisCO", "ddo_pairs", "ddo_formula", "ddo_matching_alpha", "hedge_step",
-           "win_probability", "with_win_probs"]
+           "win_probability", "with_win_probs",
+           "ListLoss", "PlackettLuce", "LiPO", "RankDPO", "TPO", "IRPO", "AnchoredDPO", "CurryDPO", "list_objective",
+           "solve_lists", "LDDPO", "AutoregressiveDPO", "TokenDPO", "D3PO"]

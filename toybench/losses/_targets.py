@@ -15,9 +15,3 @@ def potential_target(prob, log_ratio: torch.Tensor) -> torch.Tensor:
     """log π with log π/π_ref = ``log_ratio`` + one constant per comparison component,
     each component at its π_ref mass (``[..., P, Y]``)."""
     return spread_free_parts(prob.ref_logp, log_ratio, component_labels(prob.pair_weights()))
-
-
-def beta_axis(beta) -> torch.Tensor:
-    """β as ``[]`` or ``[B, 1, 1]`` (against ``[P, Y]`` tables)."""
-    values = hyper_values(beta, "beta")
-    return values if values.ndim == 0 else values[:, None, None]

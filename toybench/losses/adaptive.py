@@ -1,8 +1,8 @@
-"""Adaptive weights and temperatures: ``beta_dpo``, ``madpo``, ``da_dpo`` (reference §2.8).
+"""Adaptive weights and temperatures: ``beta_dpo``, ``madpo``, ``da_dpo`` (docs/losses.md).
 
 Symbols: g = ℓ − ℓ_ref (sequence log-ratio), Δ = g_w − g_l, z = β·Δ, sp(t) = log(1 + e^t).
 ``madpo`` and ``da_dpo`` read a per-record score gap ĥ = s(y_w) − s(y_l) from the ``Pairs`` field
-``score_gap`` (``with_score_gap`` attaches it). Both are G1′ losses (reference §0.3): a
+``score_gap`` (``with_score_gap`` attaches it). Both are G1′ losses (docs/losses.md): a
 direction-dependent weight or a per-pair temperature makes the per-pair targets non-potential, so
 their optimum is a numeric, μ-dependent projection, not π*_β.
 """
@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive, check_range, hyper_values
-from ._targets import beta_axis, is_zero, potential_target
+from .._numerics import log_sigmoid, run_axis, softplus
+from ._targets import is_zero, potential_target
 from .base import MarginLoss, register
 
 SCORE_GAP = "score_gap"
@@ -99,6 +99,7 @@ class BetaDPO(MarginLoss):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
     stateful = True
 
     def validate(self):
@@ -110,7 +111,7 @@ class BetaDPO(MarginLoss):
             raise ValueError(f"seed must be a non-negative int (seeds the filter's draws), got {self.seed!r}")
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -177,7 +178,7 @@ class BetaDPO(MarginLoss):
         """π*_{β₀} (the full-batch population state's DPO(β₀) minimiser): BT, clean labels."""
         if prob.reward is None or not is_zero(noise):
             return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -205,6 +206,7 @@ class MADPO(MarginLoss):
     target_kind = "numeric"
     family = "non_proper"
     convex = True
+    falls_forever = True
     needs = (SCORE_GAP,)
 
     def validate(self):
@@ -215,7 +217,7 @@ class MADPO(MarginLoss):
         check_range(self.tau, "tau", low=0.0, allowed="tau >= 0 (τ, margin where c = 1)")
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -229,7 +231,7 @@ class MADPO(MarginLoss):
 
     def weight(self, score_gap: torch.Tensor) -> torch.Tensor:
         """w(ĥ) = σ(c(|ĥ|)ĥ)/σ(ĥ) where ĥ > −τ, else 1 (log space)."""
-        ratio = torch.exp(F.logsigmoid(self.coefficient(score_gap.abs()) * score_gap) - F.logsigmoid(score_gap))
+        ratio = torch.exp(log_sigmoid(self.coefficient(score_gap.abs()) * score_gap) - log_sigmoid(score_gap))
         return torch.where(score_gap > -self.hp("tau", score_gap), ratio, torch.ones_like(ratio))
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, score_gap):
@@ -252,7 +254,7 @@ class DADPO(MarginLoss):
     through the Pairs field ``score_gap``). A per-pair temperature (G1′): with p = σ(r_a − r_b)
     each pair's optimum is Δ* = (r_a − r_b)/(βc_ab), not potential differences unless c is
     constant, so the optimum is numeric and μ-dependent; a constant c gives π*_{βc} [derived].
-    Whether a large gap marks easy or hard pairs in the code is unconfirmed (reference §2.8); the
+    Whether a large gap marks easy or hard pairs in the code is unconfirmed (docs/losses.md); the
     optional gap-grouped/curriculum sampler is not modelled. Defaults β 0.1, α_db 1.
     Source: Qiu et al., arXiv 2601.00623 (TMLR); Artanic30/DA-DPO @ dfac1b3 ``llava/train/da_dpo.py``
     (``dpo_loss``: clip_weight = (|Δs| + 1)·db_alpha). Evidence: code."""
@@ -265,6 +267,7 @@ class DADPO(MarginLoss):
     target_kind = "numeric"
     family = "non_proper"
     convex = True
+    falls_forever = True
     needs = (SCORE_GAP,)
 
     def validate(self):
@@ -272,7 +275,7 @@ class DADPO(MarginLoss):
         check_positive(self.alpha_db, "alpha_db")
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)

@@ -1,4 +1,4 @@
-"""Single-response and anchoring losses (reference §2.7): ``kto``, ``apo_zero``, ``apo_down``,
+"""Single-response and anchoring losses (docs/losses.md): ``kto``, ``apo_zero``, ``apo_down``,
 ``nca``, ``bco``, ``cal_dpo``, ``dpop``, ``minor_dpo``, ``rpo``, ``spo``, ``flex_dpo``.
 
 Symbols: ℓ = summed sequence log-prob (``chosen_logp``), g = ℓ − ℓ_ref the log-ratio (g_w, g_l
@@ -6,7 +6,7 @@ for chosen, rejected), Δ = g_w − g_l, σ the sigmoid, sp(t) = log(1 + e^t) = 
 n_w(y), n_l(y) the rates at which y is chosen / rejected in the records.
 
 Every loss here has a term in one response's g (or ℓ) alone, so normalisation Σπ = 1 binds
-(reference G3): the tabular optimum is numeric, depends on the pair law μ through n_w and n_l
+(G3 in docs/losses.md): the tabular optimum is numeric, depends on the pair law μ through n_w and n_l
 (and on toybench's no-self-pairs convention), is not π*_β, and may sit on the simplex boundary.
 ``target`` is None except for ``bco(delta="free")`` on one prompt. Stateful losses (``kto``,
 ``bco`` with ``delta="running"`` or ``"free"``) follow the protocol of ``base.py``.
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
+from .._numerics import bisect, softplus
 from ..pairs import population
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -93,7 +93,7 @@ class KTO(Loss):
     const + (λ_U n_l − λ_D n_w)·σ(β(g − z₀)), so every response with λ_U n_l > λ_D n_w is driven
     to π = 0; when one exists (always for λ_D ≤ λ_U unless every n_w = n_l) the data mean of g is
     −∞ at the optimum and the fixed point has z₀ = 0 [derived here]. On E1 KTO = APO-zero:
-    (0, 0, 0.2985, 0.7015) under W_u, TV 0.2355 from π*_β (the reference prints 0.236).
+    (0, 0, 0.2985, 0.7015) under W_u, TV 0.2355 from π*_β (0.236 to three decimals).
     λ_D n_D/(λ_U n_U) ∈ [1, 3/2] per the
     paper's summaries, [1, 4/3] per TRL's docs (uncertain). Defaults β 0.1, λ_D = λ_U = 1.
     Source: Ethayarajh et al., arXiv 2402.01306 (KTO loss, equation number not read); TRL
@@ -242,7 +242,7 @@ class NCA(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
-        return F.softplus(-beta * chosen) + 0.5 * F.softplus(beta * chosen) + 0.5 * F.softplus(beta * rejected)
+        return softplus(-beta * chosen) + 0.5 * softplus(beta * chosen) + 0.5 * softplus(beta * rejected)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """∂L/∂g_w = β·(½σ(βg_w) − σ(−βg_w)), ∂L/∂g_l = ½β·σ(βg_l)."""
@@ -262,12 +262,10 @@ def _profile_delta(chosen_reward, rejected_reward, weight):
     high = torch.where(finite, both, -torch.inf).amax(-1, keepdim=True)
     low = torch.where(torch.isfinite(low), low, 0.0) - PROFILE_MARGIN
     high = torch.where(torch.isfinite(high), high, 0.0) + PROFILE_MARGIN
-    for _ in range(PROFILE_STEPS):
-        mid = (low + high) / 2
-        slope = _weighted_mean(torch.sigmoid(mid - chosen_reward) - torch.sigmoid(rejected_reward - mid), weight)
-        below = slope[:, None] < 0
-        low, high = torch.where(below, mid, low), torch.where(below, high, mid)
-    return ((low + high) / 2)[:, 0]
+    def slope(delta):
+        return _weighted_mean(torch.sigmoid(delta - chosen_reward) - torch.sigmoid(rejected_reward - delta), weight)[:, None]
+
+    return bisect(slope, low, high, steps=PROFILE_STEPS)[:, 0]
 
 
 @register
@@ -284,7 +282,7 @@ class BCO(Loss):
       ``update_state`` does δ ← δ + (m − δ)/(steps + 1) with m the batch's weighted mean (TRL
       starts from count 1e-24, so its first step is m; here the count starts at 0, giving m
       exactly). ``population_state`` is δ = the population mean of βg, the running mean's fixed
-      point under full-batch training; that optimum is numeric and not analysed in the reference;
+      point under full-batch training; that optimum is numeric and not analysed in closed form;
     - a number (or ``[B]`` tensor), e.g. 0: a fixed δ; δ = 0 is TRL v1.9 DPOTrainer ``bco_pair``
       (a TRL convention, so an explicit option). Numeric and μ-dependent: E1 (β = 1, δ = 0)
       TV 0.012 (W_u), 0.193 (W_s) from π*_β [derived];
@@ -293,9 +291,12 @@ class BCO(Loss):
       ``update_state`` and ``population_state`` alike, so training follows the gradient of
       min_δ L (envelope theorem) and ``tb.solve``'s fixed point is the joint minimiser
       (convention chosen here: neither TRL nor the paper offers it). With one prompt every
-      t_y = βg_y − δ is free, so π ∝ π_ref·(n_w/n_l)^{1/β} (μ⊗μ: π_ref·[p(y≻μ)/(1 − p(y≻μ))]^{1/β})
-      [derived, TV 4e-8]: ``target`` returns it (None with several prompts, where one shared δ
-      cannot absorb every prompt's normaliser, or when some response has n_w = 0 or n_l = 0).
+      t_y = βg_y − δ is free, so π ∝ π_ref·(n_w/n_l)^{1/β}, n_w(y) and n_l(y) the record weight
+      with y chosen and rejected [derived]: ``target`` returns it (None with several prompts, where
+      one shared δ cannot absorb every prompt's normaliser, or when some response has n_w = 0 or
+      n_l = 0). For a product law μ⊗μ a pair is two distinct responses (self-pairs dropped), so
+      n_w/n_l = (p − μ_y/2)/(1 − p − μ_y/2) with p = p(y ≻ μ) = Σ_b μ_b·p(y ≻ b) (p(y ≻ y) = ½),
+      not p/(1 − p).
 
     The unpaired BCOTrainer's UDM density-ratio weights (clamped to [0.5, 10]) are not included.
     Defaults: β 0.1, δ running. Source: Jung et al., arXiv 2404.04656; TRL DPOTrainer ``bco_pair``
@@ -365,7 +366,7 @@ class BCO(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
         delta = state["delta"][:, None] if self.stateful else self.hp("delta", chosen)
-        return F.softplus(delta - beta * chosen) + F.softplus(beta * rejected - delta)
+        return softplus(delta - beta * chosen) + softplus(beta * rejected - delta)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, *, state=None):
         """δ held fixed: ∂L/∂g_w = −β·σ(δ − βg_w), ∂L/∂g_l = β·σ(βg_l − δ)."""
@@ -423,7 +424,7 @@ class CalDPO(Loss):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         half_inverse_beta = 0.5 / self.hp("beta", chosen)
         calibration = (chosen - half_inverse_beta) ** 2 + (rejected + half_inverse_beta) ** 2
-        return F.softplus(-(chosen - rejected)) + self.hp("calib_weight", chosen) * calibration
+        return softplus(-(chosen - rejected)) + self.hp("calib_weight", chosen) * calibration
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = σ(−(g_w − g_l)), c the calibration weight:
@@ -445,7 +446,7 @@ class DPOP(Loss):
     With full-coverage soft labels every response is chosen somewhere, so a large λ forces
     g ≥ 0 everywhere and Σπ = 1 then gives **π = π_ref** (E1, β = 1, λ = 50: exactly π_ref, loss
     log 2 per record); λ = 5 stops short of it (E1 W_u: TV 0.0607 from π_ref, the optimum on the
-    kinks g(y₁) = g(y₂) = 0 [derived here; the reference prints 0.062]). λ = 50 is the
+    kinks g(y₁) = g(y₂) = 0 [derived here; 0.062 by a kink-blind search]). λ = 50 is the
     community's value, reportedly the paper's (unconfirmed); 5 appears elsewhere. β default 0.1
     (DPO's): convention chosen here.
     Source: Pal et al., arXiv 2402.13228, Eq. 3 [secondary: blog transcriptions]; no code.
@@ -460,22 +461,28 @@ class DPOP(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = True
+    kink = ("chosen", -1)
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.lam, "lam", low=0.0, allowed="lam >= 0 (weight of the chosen-drop penalty)")
 
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
+        """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected - self.hp("lam", chosen) * slack))
+
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         margin = chosen - rejected - self.hp("lam", chosen) * torch.relu(-chosen)
-        return F.softplus(-self.hp("beta", chosen) * margin)
+        return softplus(-self.hp("beta", chosen) * margin)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−βm): ∂L/∂g_w = −s·(1 + λ·1[g_w < 0]), ∂L/∂g_l = s (relu′(0) = 0, as autograd)."""
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta, lam = self.hp("beta", chosen), self.hp("lam", chosen)
         slope = beta * torch.sigmoid(-beta * (chosen - rejected - lam * torch.relu(-chosen)))
-        return -slope * (1 + lam * (chosen < 0)), slope
+        return -slope * (1 + lam * (chosen < 0).to(chosen.dtype)), slope
 
 
 # ------------------------------------------------------------------------------ Minor-DPO
@@ -500,17 +507,23 @@ class MinorDPO(Loss):
     target_kind = "numeric"
     family = "single_response"
     convex = False
+    kink = ("rejected", 1)
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        return F.softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
+        return softplus(-self.hp("beta", chosen) * (chosen - torch.relu(rejected)))
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack):
+        """The loss with max(0, g_l) replaced by ``slack`` (nondecreasing in it)."""
+        chosen = chosen_logp - ref_chosen_logp
+        return softplus(-self.hp("beta", chosen) * (chosen - slack))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With s = β·σ(−β(g_w − max(0, g_l))): ∂L/∂g_w = −s, ∂L/∂g_l = s·1[g_l > 0] (relu′(0) = 0)."""
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         beta = self.hp("beta", chosen)
         slope = beta * torch.sigmoid(-beta * (chosen - torch.relu(rejected)))
-        return -slope, slope * (rejected > 0)
+        return -slope, slope * (rejected > 0).to(rejected.dtype)
 
 
 # ------------------------------------------------------------------------------ RPO
@@ -553,7 +566,7 @@ class RPO(Loss):
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         nll = -chosen_logp / inputs["chosen_len"] if self.variant == "pang" else -chosen_logp
-        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("alpha", chosen) * nll
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("alpha", chosen) * nll
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)): ∂L/∂ℓ_w = −s − α/|y_w| (``"pang"``; −s − α otherwise), ∂L/∂ℓ_l = s."""
@@ -610,10 +623,18 @@ class SPO(Loss):
         check_range(self.lam, "lam", low=0.0, allowed="lam >= 0 (penalty weight λ)")
         _check_string_choice(self.reading, "reading", SPO_READINGS)
 
+    kink = ("chosen", -1)
+
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         drop = -chosen / inputs["chosen_len"] if self.reading == "vf" else -chosen
-        return F.softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * torch.relu(drop)
+
+    def relaxed(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, slack, **inputs):
+        """The loss with max(0, −g_w) replaced by ``slack`` (nondecreasing in it)."""
+        chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
+        penalty = slack / inputs["chosen_len"] if self.reading == "vf" else slack
+        return softplus(-self.hp("beta", chosen) * (chosen - rejected)) + self.hp("lam", chosen) * penalty
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With s = β·σ(−β(g_w − g_l)) and d = ∂drop/∂g_w (−1/|y_w| for ``"vf"``, −1 for ``"hinge"``):
@@ -622,7 +643,7 @@ class SPO(Loss):
         beta = self.hp("beta", chosen)
         slope = beta * torch.sigmoid(-beta * (chosen - rejected))
         drop_slope = -1 / inputs["chosen_len"] if self.reading == "vf" else -1.0
-        return -slope + self.hp("lam", chosen) * drop_slope * (chosen < 0), slope
+        return -slope + self.hp("lam", chosen) * drop_slope * (chosen < 0).to(chosen.dtype), slope
 
 
 # ------------------------------------------------------------------------------ FlexDPO
@@ -660,7 +681,7 @@ class FlexDPO(Loss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         chosen, rejected = _logratios(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        return F.softplus(-(self.hp("beta_plus", chosen) * chosen - self.hp("beta_minus", chosen) * rejected))
+        return softplus(-(self.hp("beta_plus", chosen) * chosen - self.hp("beta_minus", chosen) * rejected))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         """With z = β⁺g_w − β⁻g_l: ∂L/∂g_w = −β⁺·σ(−z), ∂L/∂g_l = β⁻·σ(−z)."""

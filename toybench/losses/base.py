@@ -8,14 +8,21 @@ losses, never reduced, in TRL's argument order::
 
 ``inputs`` are the extra per-record tensors the loss declares in ``needs`` (``chosen_len``,
 ``rejected_len``, or a named ``Pairs`` field). Class attributes describe the loss for
-``toybench list`` and ``tb.solve`` (DESIGN.md, Contract 9):
+``toybench list`` and ``tb.solve`` (docs/conventions.md, loss objects):
 
-- ``citation``: arXiv id and equation; ``evidence``: the reference's labels ([code], [paper], ...);
+- ``citation``: arXiv id and equation; ``evidence``: the evidence labels of docs/losses.md ([code], [paper], ...);
 - ``reconstruction``: True where no read source states the formula in full;
 - ``target_kind``: ``closed`` | ``projection`` | ``numeric`` | ``none``;
 - ``family``: ``logit_link`` (G1: target independent of μ), ``non_proper`` (G2: a μ-dependent
   projection), ``single_response`` (G3: terms in one response, the simplex constraint binds);
-- ``convex``: the population objective is convex in tabular logits.
+- ``convex``: the population objective is convex in tabular logits;
+- ``solver_case``: how ``tb.solve`` minimises it ("convex": convex in the logits or, for an
+  affine margin (``margin_coefficients``) with a convex φ, in the margin scores; "lp";
+  "nonconvex"); ``falls_forever``: the per-record loss falls strictly as its margin grows, to
+  an infimum it never reaches (so a record on no directed cycle leaves no finite minimiser);
+  ``kink``: (role, sign) when the loss bends through relu(sign·g) of the chosen or rejected
+  log-ratio g, with ``relaxed`` giving it with that relu replaced by a slack t ≥ relu(sign·g);
+  ``effective_table``: the record weights the population loss acts on (rDPO's de-noised ones).
 
 Losses with batch statistics (β-DPO's β_batch, KTO's z₀, BCO's running δ, α-DPO's EMAs) set
 ``stateful = True`` and keep per-run state outside the frozen object:
@@ -43,6 +50,17 @@ FAMILIES = ("logit_link", "non_proper", "single_response")
 LENGTH_INPUTS = ("chosen_len", "rejected_len")
 
 
+class by_fields:
+    """A class attribute (``convex``, ``family``, ``solver_case``, ...) whose value on an instance
+    depends on its fields; the class itself reports ``default`` (its default fields)."""
+
+    def __init__(self, default, rule):
+        self.default, self.rule = default, rule
+
+    def __get__(self, loss, owner):
+        return self.default if loss is None else self.rule(loss)
+
+
 @dataclass(frozen=True)
 class Loss(ABC):
     """Base class of every loss; see the module docstring."""
@@ -56,6 +74,9 @@ class Loss(ABC):
     convex: ClassVar[bool] = False
     needs: ClassVar[tuple[str, ...]] = ()
     stateful: ClassVar[bool] = False
+    falls_forever: ClassVar[bool] = False
+    kink: ClassVar[tuple[str, int] | None] = None
+    solver_case = by_fields("nonconvex", lambda loss: "convex" if loss.convex else "nonconvex")
 
     def __post_init__(self):
         self.validate()
@@ -111,6 +132,16 @@ class Loss(ABC):
             return torch.autograd.grad(value.sum(), (chosen, rejected), allow_unused=True,
                                        materialize_grads=True)
 
+    def margin_coefficients(self, inputs: dict):
+        """(k_w, k_l, o), each ``[B, N]``, when the per-record loss is a function of the affine
+        margin Δ = k_w·ℓ_w − k_l·ℓ_l + o alone (``inputs`` as ``record_inputs`` gives them); None
+        otherwise."""
+        return None
+
+    def effective_table(self, table: torch.Tensor) -> torch.Tensor:
+        """Record weights ``[..., P, Y, Y]`` whose DPO-type population loss this loss's equals."""
+        return table
+
     def target(self, prob, noise=0.0):
         """Exact minimiser over ``population(prob, noise)``: log-probs ``[P, Y]`` (``[B, P, Y]``
         with per-run hyperparameters or noise), float64; None where no closed form is known."""
@@ -136,6 +167,11 @@ class MarginLoss(Loss):
     @abstractmethod
     def dphi(self, z):
         """dφ/dz."""
+
+    def margin_coefficients(self, inputs: dict):
+        """Δ = ℓ_w − ℓ_l + (ℓ^ref_l − ℓ^ref_w): unit slopes (subclasses with another margin override)."""
+        ones = torch.ones_like(inputs["chosen_logp"])
+        return ones, ones, inputs["ref_rejected_logp"] - inputs["ref_chosen_logp"]
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         delta = self.margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs)

@@ -6,7 +6,7 @@ R_data = p(y_l ≻ y_w)/p(y_w ≻ y_l) in the Bregman divergence of a strictly c
 record the tractable loss is (Thm. 3) ℓ_h(R) = h′(R)·R − h(R) − h′(1/R), up to a constant.
 Its gradient is G_h(R)·∇R with G_h(R) = R·h″(R) + R⁻²·h″(1/R) > 0 (Prop. 4): h only reweights
 records, and per pair p·ℓ_h(R) + (1 − p)·ℓ_h(1/R) is minimised at R = (1 − p)/p, z = logit p, for
-every h. So every instance is a logit link (reference G1): the population minimiser is
+every h. So every instance is a logit link (G1 in docs/losses.md): the population minimiser is
 π*_β = π_ref·e^{r/β}/Z for any connected pair law (Thm. 2).
 
 The per-record losses are the paper's Table 2 forms, constant-free (convention chosen here;
@@ -14,7 +14,7 @@ Thm. 3's exact form adds +1 for lsif, +1/λ for ba, +1/(sλ(λ+1)) for sba, whic
 and no optimum). **LSIF is the corrected R² − 2R⁻¹**: the available text prints R² − 2R, which is
 minimised at R = 1 whatever the data (claim ``bpo.lsif_as_printed``).
 
-Clipping (paper App. C.2: "R clipped ≥ 0.01"; mechanism unstated, a clamp presumed, reference §4):
+Clipping (paper App. C.2: "R clipped ≥ 0.01"; mechanism unstated, a clamp presumed, derived here):
 ``clip_min``/``clip_max`` clamp R to [c_min, c_max], i.e. z to [−log c_max, −log c_min]; the loss
 is flat (zero gradient) outside. Source: Kim, Bae, Na, Moon, arXiv 2505.19601 v2 (NeurIPS 2025),
 Thm. 2, Thm. 3, Prop. 4, Table 2, App. C Code 1. Evidence: paper, derived.
@@ -25,24 +25,13 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
-from ._targets import beta_axis, is_zero, potential_target
-from .base import MarginLoss, register
+from .._numerics import run_axis, softplus
+from ._targets import is_zero, potential_target
+from .base import MarginLoss, by_fields, register
 
 GENERATORS = ("lr", "kliep", "lsif", "ba")
-
-
-class by_fields:
-    """A class attribute (``convex``, ``family``, ``target_kind``, ``needs``) whose value on an
-    instance depends on its fields; the class itself reports ``default`` (its default fields)."""
-
-    def __init__(self, default, rule):
-        self.default, self.rule = default, rule
-
-    def __get__(self, loss, owner):
-        return self.default if loss is None else self.rule(loss)
 
 
 def _all(value, predicate) -> bool:
@@ -111,7 +100,7 @@ class ClippedRatioLoss(MarginLoss):
             widest = float(gaps[prob.pair_weights() > 0].max())
             if not _all(self.clip_min, lambda c: widest <= -c.log()):
                 return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -158,7 +147,7 @@ class BPO(ClippedRatioLoss):
 
     def ratio_loss(self, z):
         if self.h == "lr":
-            return F.softplus(-z)
+            return softplus(-z)
         if self.h == "kliep":
             return torch.exp(-z) - z
         if self.h == "lsif":
@@ -189,7 +178,7 @@ class SBA(ClippedRatioLoss):
     π*_β. λ = −½, s = 4 gives exactly e^{−z/2}. Defaults λ = −0.5 (paper's TL;DR and Mistral
     settings), s = 4, β 0.1; λ > −1. Convex for λ ≤ 0 (without ``clip_max``).
     Source: arXiv 2505.19601, Table 2 and App. C Code 1 (the /(4(1+λ)) on both SBA branches,
-    reference §2.1). Evidence: paper, derived."""
+    derived here). Evidence: paper, derived."""
 
     lam: float = -0.5
     s: float = 4.0
@@ -209,13 +198,18 @@ class SBA(ClippedRatioLoss):
 
     def ratio_loss(self, z):
         lam, s = self.hp("lam", z), self.hp("s", z)
-        kliep = (torch.exp(-z) - z) / s
-        if not isinstance(lam, torch.Tensor) and lam == 0:
-            return kliep
-        lam = torch.as_tensor(lam, dtype=z.dtype, device=z.device)
-        safe = torch.where(lam == 0, torch.ones_like(lam), lam)  # the λ = 0 runs take the KLIEP branch
-        power = torch.exp(-(safe + 1) * z) / (s * (safe + 1)) - torch.exp(safe * z) / (s * safe)
-        return torch.where(lam == 0, kliep, power)
+        if not isinstance(lam, torch.Tensor):
+            if lam == 0:
+                return (torch.exp(-z) - z) / s
+            return torch.exp(-(lam + 1) * z) / (s * (lam + 1)) - torch.exp(lam * z) / (s * lam)
+        # per-run λ: each branch sees only its own runs' z (0 elsewhere), so an overflow in the
+        # unused branch cannot reach the gradient as 0·inf
+        at_zero = lam == 0
+        safe = torch.where(at_zero, torch.ones_like(lam), lam)
+        zero_z, power_z = torch.where(at_zero, z, 0.0), torch.where(at_zero, 0.0, z)
+        kliep = (torch.exp(-zero_z) - zero_z) / s
+        power = torch.exp(-(safe + 1) * power_z) / (s * (safe + 1)) - torch.exp(safe * power_z) / (s * safe)
+        return torch.where(at_zero, kliep, power)
 
     def ratio_dloss(self, z):
         lam, s = self.hp("lam", z), self.hp("s", z)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive
+from .._numerics import run_axis, softplus
 from ..optima import ipo as ipo_optimum
-from ._targets import beta_axis, is_zero, potential_target
-from .base import LENGTH_INPUTS, MarginLoss, register
+from ._targets import is_zero, potential_target
+from .base import LENGTH_INPUTS, MarginLoss, by_fields, register
 
 
 @register
@@ -29,9 +29,10 @@ class DPO(MarginLoss):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -39,7 +40,7 @@ class DPO(MarginLoss):
     def target(self, prob, noise=0.0):
         if prob.reward is None or not is_zero(noise):
             return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -61,11 +62,18 @@ class IPO(MarginLoss):
     evidence = "paper, code, derived"
     target_kind = "closed"
     family = "non_proper"
-    convex = True
+    convex = by_fields(True, lambda loss: not loss.length_normalized)   # unequal lengths: convex in Δ only
+    solver_case = "convex"
 
     @property
     def needs(self):
         return LENGTH_INPUTS if self.length_normalized else ()
+
+    def margin_coefficients(self, inputs):
+        if not self.length_normalized:
+            return super().margin_coefficients(inputs)
+        chosen, rejected = 1 / inputs["chosen_len"], 1 / inputs["rejected_len"]
+        return chosen, rejected, rejected * inputs["ref_rejected_logp"] - chosen * inputs["ref_chosen_logp"]
 
     def validate(self):
         check_positive(self.beta, "beta")
@@ -116,6 +124,14 @@ class Hinge(MarginLoss):
         check_positive(self.beta, "beta")
         if not isinstance(self.reference_free, bool):
             raise ValueError(f"reference_free must be True or False, got {self.reference_free!r}")
+
+    solver_case = "lp"
+
+    def margin_coefficients(self, inputs):
+        if not self.reference_free:
+            return super().margin_coefficients(inputs)
+        ones = torch.ones_like(inputs["chosen_logp"])
+        return ones, ones, torch.zeros_like(ones)
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         if self.reference_free:

@@ -1,4 +1,4 @@
-"""f-divergence losses (reference §2.2): ``fdpo``, ``fpo``, ``exo``.
+"""f-divergence losses (docs/losses.md): ``fdpo``, ``fpo``, ``exo``.
 
 Two different uses of an f-divergence. In **f-DPO** it is the regulariser D_f(π ‖ π_ref) and
 reverse KL gives DPO. In **f-PO / EXO** it matches the model's distribution q over a list of
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive, check_range
+from .._numerics import Z_CAP, exp_difference, log_sigmoid, per_component, run_axis, softplus
 from ..graph import component_labels
 from ..optima.fdiv import DIVERGENCES, target_within
-from ._targets import beta_axis, is_zero, potential_target
+from ._targets import is_zero, potential_target
 from .base import Loss, register
 from .bregman import by_fields
 
@@ -46,34 +46,35 @@ def with_rewards(pairs):
                              rejected_reward=reward[pairs.prompt, pairs.rejected])
 
 
-def log_sigmoid(t):
-    """log σ(t) = −sp(−t), float64-exact: softplus's linear cut-off moved to 40 (e^{−40} is below
-    float64 resolution there; the default 20 drops up to 2e-9). Not ``F.logsigmoid``: in torch 2.13
-    on CPU it takes ~10 ms per call on small tensors when its intra-op threads are contended."""
-    return -F.softplus(-t, threshold=40.0)
-
-
 # ------------------------------------------------------------------------------ f-DPO
 def _score(g, divergence: str, alpha):
-    """f-DPO's per-response score S = f′(u) with constants dropped (authors' code and TRL v1.9)."""
+    """f-DPO's per-response score S = f′(u) with constants dropped (authors' code and TRL v1.9);
+    for forward_kl and alpha S = −e^{−a·g}/a (a = 1, α), which ``_scaled_score_gap`` never forms."""
     if divergence == "reverse_kl":
         return g
-    if divergence == "forward_kl":
-        return -torch.exp(-g)
-    if divergence == "alpha":
-        return -torch.exp(-alpha * g) / alpha
     return log_sigmoid(g)
 
 
-def _score_slope(g, divergence: str, alpha):
-    """dS/dg."""
+def _log_score_slope(g, divergence: str, alpha):
+    """log dS/dg: 0, −g, −α·g, log σ(−g) for reverse_kl, forward_kl, alpha, js."""
     if divergence == "reverse_kl":
-        return torch.ones_like(g)
+        return torch.zeros_like(g)
     if divergence == "forward_kl":
-        return torch.exp(-g)
+        return -g
     if divergence == "alpha":
-        return torch.exp(-alpha * g)
-    return torch.sigmoid(-g)
+        return -alpha * g
+    return log_sigmoid(-g)
+
+
+def _scaled_score_gap(chosen_g, rejected_g, beta, divergence: str, alpha, cap=Z_CAP):
+    """z = β·(S(g_w) − S(g_l)). For the exponential scores, z = (β/a)·(e^{−a·g_l} − e^{−a·g_w})
+    from ``exp_difference`` (no inf − inf), positive values capped at ``cap`` (the value path caps
+    at ``Z_CAP``; the closed-form gradient needs the uncapped z)."""
+    if divergence in ("reverse_kl", "js"):
+        return beta * (_score(chosen_g, divergence, alpha) - _score(rejected_g, divergence, alpha))
+    rate = alpha if divergence == "alpha" else 1.0
+    log_scale = torch.log(torch.as_tensor(beta / rate, dtype=chosen_g.dtype, device=chosen_g.device))
+    return exp_difference(-rate * rejected_g, -rate * chosen_g, log_scale, cap)
 
 
 @register
@@ -90,7 +91,7 @@ class FDPO(Loss):
 
     ``alpha`` is the paper's α (α → 0 reverse KL, α → 1 forward KL) and is read only by
     ``divergence="alpha"``. TRL ≥ v0.29 (``f_alpha_divergence_coef`` a, score e^{(a−1)g}/(a−1))
-    uses a = 1 − α; TRL v0.28 used a = α. A logit link on S (reference G1): the minimiser is the
+    uses a = 1 − α; TRL v0.28 used a = α. A logit link on S (G1 in docs/losses.md): the minimiser is the
     f-regularised optimum π_ref·(f′)⁻¹((r − λ)/β) (``toybench.optima.fdiv.fdpo_target``), for any
     connected pair law, and differs from π*_β except for reverse KL. Defaults: β 0.1, reverse_kl
     (TRL's defaults), α 0.5 (TRL's self-dual default). Source: Wang, Jiang, Yang, Liu, Chen,
@@ -114,42 +115,39 @@ class FDPO(Loss):
         check_range(self.alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True,
                     allowed="0 < alpha < 1 (the paper's α; TRL >= v0.29's coefficient is 1 - alpha)")
 
-    def _margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
+    def _margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, cap=Z_CAP):
         alpha = self.hp("alpha", chosen_logp)
         chosen_g, rejected_g = chosen_logp - ref_chosen_logp, rejected_logp - ref_rejected_logp
-        margin = _score(chosen_g, self.divergence, alpha) - _score(rejected_g, self.divergence, alpha)
-        return chosen_g, rejected_g, self.hp("beta", chosen_logp) * margin
+        z = _scaled_score_gap(chosen_g, rejected_g, self.hp("beta", chosen_logp), self.divergence, alpha, cap)
+        return chosen_g, rejected_g, z
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         *_, z = self._margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        return F.softplus(-z)
+        return softplus(-z)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
-        """(−β·σ(−z)·S′(g_w), β·σ(−z)·S′(g_l)), closed form."""
-        chosen_g, rejected_g, z = self._margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
-        alpha = self.hp("alpha", chosen_logp)
-        slope = -self.hp("beta", chosen_logp) * torch.sigmoid(-z)
-        return (slope * _score_slope(chosen_g, self.divergence, alpha),
-                -slope * _score_slope(rejected_g, self.divergence, alpha))
+        """(−β·σ(−z)·S′(g_w), β·σ(−z)·S′(g_l)), closed form, each product formed as one
+        exponential of log σ(−z) + log S′(g) (finite where S′ alone would overflow)."""
+        chosen_g, rejected_g, z = self._margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp,
+                                               cap=math.inf)
+        alpha, beta = self.hp("alpha", chosen_logp), self.hp("beta", chosen_logp)
+        log_pull = log_sigmoid(-z)
+        return (-beta * torch.exp(log_pull + _log_score_slope(chosen_g, self.divergence, alpha)),
+                beta * torch.exp(log_pull + _log_score_slope(rejected_g, self.divergence, alpha)))
 
     def target(self, prob, noise=0.0):
         """π_ref·(f′)⁻¹((r − λ_C)/β) on each comparison component C, λ_C giving C its π_ref mass
         (one component: ``fdpo_target``). BT reward and clean labels (or the DID record law); else None."""
         if prob.reward is None or not is_zero(noise):
             return None
-        alpha = beta_axis(self.alpha) if self.divergence == "alpha" else torch.tensor(1.0, dtype=torch.float64)
-        value = prob.reward / beta_axis(self.beta)
-        labels = component_labels(prob.pair_weights())
-        out = None
-        for k in range(int(labels.max()) + 1):
-            inside = labels == k
+        alpha = run_axis(self.alpha, "alpha") if self.divergence == "alpha" else torch.tensor(1.0, dtype=torch.float64)
+        value = prob.reward / run_axis(self.beta, "beta")
+        def solve(inside, log_mass):
             weight = torch.where(inside, prob.ref_logp, -torch.inf)
-            present = inside.any(-1, keepdim=True)
-            weight = torch.where(present, weight, prob.ref_logp)  # placeholder rows, discarded below
-            mass = torch.logsumexp(weight, -1, keepdim=True)
-            part = target_within(weight, value, mass, self.divergence, alpha)
-            out = part if out is None else torch.where(inside, part, out)
-        return out
+            weight = torch.where(inside.any(-1, keepdim=True), weight, prob.ref_logp)  # placeholder rows, unused
+            return target_within(weight, value, log_mass, self.divergence, alpha)
+
+        return per_component(prob.ref_logp, component_labels(prob.pair_weights()), solve)
 
 
 # ------------------------------------------------------------------------------ f-PO and EXO
@@ -170,20 +168,21 @@ def _matching_term(log_q, log_t, divergence: str, alpha):
     return q + t - 2 * torch.exp(0.5 * (log_q + log_t))  # hellinger: f(u) = (√u − 1)²
 
 
-def _matching_slope(log_q, log_t, divergence: str, alpha):
-    """f′(u) at u = q/t, from log q and log t: d/dq of ``_matching_term``."""
-    log_u = log_q - log_t
-    if divergence == "alpha":       # (1 − u^{−α})/α
-        return -torch.expm1(-alpha * log_u) / alpha
-    if divergence == "reverse_kl":  # log u
-        return log_u
-    if divergence == "forward_kl":  # 1 − 1/u
-        return -torch.expm1(-log_u)
-    if divergence == "js":          # ½·(log u − log((1 + u)/2))
-        return 0.5 * (log_q - (torch.logaddexp(log_q, log_t) - math.log(2.0)))
-    if divergence == "jeffreys":    # log u + 1 − 1/u
-        return log_u - torch.expm1(-log_u)
-    return -torch.expm1(-0.5 * log_u)  # hellinger: 1 − u^{−1/2}
+def _mass_times_slope(log_q, log_t, divergence: str, alpha):
+    """q·f′(q/t) for one response, from log q and log t. f′ alone overflows as q/t → 0 (e.g.
+    1 − t/q for forward_kl); times q every form is a difference of terms bounded by q and t."""
+    q, t = log_q.exp(), log_t.exp()
+    if divergence == "alpha":       # q·(1 − u^{−α})/α
+        return (q - torch.exp((1 - alpha) * log_q + alpha * log_t)) / alpha
+    if divergence == "reverse_kl":  # q·log u
+        return q * (log_q - log_t)
+    if divergence == "forward_kl":  # q·(1 − 1/u)
+        return q - t
+    if divergence == "js":          # q·½·(log u − log((1 + u)/2))
+        return 0.5 * q * (log_q - (torch.logaddexp(log_q, log_t) - math.log(2.0)))
+    if divergence == "jeffreys":    # q·(log u + 1 − 1/u)
+        return q * (log_q - log_t) + q - t
+    return q - torch.exp(0.5 * (log_q + log_t))  # hellinger: q·(1 − u^{−1/2})
 
 
 @dataclass(frozen=True)
@@ -216,13 +215,27 @@ class _PairMatching(Loss):
         check_range(self.eps, "eps", low=0.0, high=0.5, low_open=True, high_open=True,
                     allowed="0 < eps < 0.5 (the pair target (1 - eps, eps); eps = 0 makes log eps = -inf)")
 
+    def list_loss(self, logp, ref_logp, scores=None):
+        """The list form for k ≥ 2 responses (the source's general case; a record is k = 2):
+        q = softmax_i(β·g_i) over the list, t = softmax_i(ψ_i/β_r) from ``scores`` ψ (pass the true
+        rewards, as the list modes do), L = Σ_i t_i·f(q_i/t_i) (``fpo``) or KL(q ‖ t) (``exo``),
+        ``[B, N]`` from ``[B, N, k]``. Minimised on every list by q = t, i.e. π_ref·e^{r/(β·β_r)}/Z."""
+        if scores is None:
+            raise ValueError(f"{self.name}'s list form needs reward scores (Lists with scores)")
+        gap = logp - ref_logp
+        log_q = torch.log_softmax(self.hp("beta", gap) * gap, -1)
+        log_t = torch.log_softmax(scores.to(gap) / self.hp("beta_reward", gap), -1)
+        if self.name == "exo":
+            return (log_q.exp() * (log_q - log_t)).sum(-1)
+        return _matching_term(log_q, log_t, self.divergence, self.hp("alpha", gap)).sum(-1)
+
     def target(self, prob, noise=0.0):
         """List mode: π_ref·e^{r/(β·β_r)}/Z for any connected pair law and any label noise (the loss
         ignores labels; the reward inputs must be the problem's reward). Pair mode: None (a
         μ-dependent projection, G2)."""
         if not self.list_mode or prob.reward is None:
             return None
-        return potential_target(prob, prob.reward / (beta_axis(self.beta) * beta_axis(self.beta_reward)))
+        return potential_target(prob, prob.reward / (run_axis(self.beta, "beta") * run_axis(self.beta_reward, "beta_reward")))
 
 
 @register
@@ -279,13 +292,15 @@ class FPO(_PairMatching):
                 + _matching_term(log_sigmoid(-z), log_t_rejected, self.divergence, alpha))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
-        """dq_w/dz = −dq_l/dz = σ(z)σ(−z), so ∂L/∂Δ = β·σ(z)σ(−z)·(f′(q_w/t_w) − f′(q_l/t_l)); (s, −s)."""
+        """dq_w/dz = −dq_l/dz = σ(z)σ(−z) = q_w·q_l, so ∂L/∂Δ = β·q_w·q_l·(f′(q_w/t_w) − f′(q_l/t_l))
+        = β·(q_l·[q_w f′(q_w/t_w)] − q_w·[q_l f′(q_l/t_l)]) (each bracket finite); (s, −s)."""
         z = self._z(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)
         log_t_chosen, log_t_rejected = self._log_targets(z, inputs)
         alpha = self.hp("alpha", z)
-        gap = (_matching_slope(log_sigmoid(z), log_t_chosen, self.divergence, alpha)
-               - _matching_slope(log_sigmoid(-z), log_t_rejected, self.divergence, alpha))
-        slope = self.hp("beta", z) * torch.sigmoid(z) * torch.sigmoid(-z) * gap
+        log_q_chosen, log_q_rejected = log_sigmoid(z), log_sigmoid(-z)
+        chosen_part = _mass_times_slope(log_q_chosen, log_t_chosen, self.divergence, alpha)
+        rejected_part = _mass_times_slope(log_q_rejected, log_t_rejected, self.divergence, alpha)
+        slope = self.hp("beta", z) * (log_q_rejected.exp() * chosen_part - log_q_chosen.exp() * rejected_part)
         return slope, -slope
 
 

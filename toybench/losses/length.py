@@ -1,4 +1,4 @@
-"""Length-normalised, reference-free and odds-ratio losses (reference §2.6).
+"""Length-normalised, reference-free and odds-ratio losses (docs/losses.md).
 
 ``simpo``, ``sigmoid_norm``, ``r_dpo``, ``orpo``, ``cpo``, ``alpha_po``, ``alpha_dpo``, ``asft``.
 
@@ -8,7 +8,7 @@ sp(t) = log(1 + e^t); σ the sigmoid. Every loss here reads lengths except ``cpo
 term, so all declare ``needs = ("chosen_len", "rejected_len")`` (``alpha_po`` only when its
 options use them).
 
-NLL convention (reference §2.6, §3.4): the NLL of the chosen response is TRL's token-mean
+NLL convention (docs/losses.md): the NLL of the chosen response is TRL's token-mean
 cross-entropy, per record −ℓ̄(y_w). TRL averages tokens over the whole batch; per record the two
 agree when a batch holds one sequence (or equal lengths). ORPO, ASFT and AlphaPO's
 length-normalised form use P = e^{ℓ̄}; CPO's and AlphaPO's default ``sigmoid`` score is ℓ summed.
@@ -19,38 +19,23 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive, check_range, hyper_values
+from .._numerics import Z_CAP, bisect, component_normalised, exp_difference, log1mexp, log_sigmoid, run_axis, softplus
 from ..graph import component_labels
 from ..pairs import population
 from ._targets import is_zero, potential_target
 from .base import LENGTH_INPUTS, Loss, MarginLoss, register
 
-BISECTION_STEPS = 200
-"""Halvings of a scalar root's bracket: far past float64 resolution for any bracket used here."""
-
 
 # ------------------------------------------------------------------------------ shared pieces
-def log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """log(1 − e^x) for x ≤ 0, stable on both sides of −log 2 (Mächler, "Accurately computing
-    log(1 − exp(−|a|))", 2012)."""
-    return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
-
-
-def _axis(value, name: str) -> torch.Tensor:
-    """A hyperparameter as float64 ``[]`` or ``[B, 1, 1]`` (against ``[P, Y]`` tables)."""
-    values = hyper_values(value, name)
-    return values if values.ndim == 0 else values[:, None, None]
-
-
 def _check_bool(value, name: str) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def _per_run(table: torch.Tensor, runs: int | None) -> torch.Tensor:
-    """``[P, Y]`` → ``[B, P, Y]`` when the loss has ``[B]`` hyperparameters (Contract 4)."""
+    """``[P, Y]`` → ``[B, P, Y]`` when the loss has ``[B]`` hyperparameters (docs/conventions.md, shapes and dtypes)."""
     if runs is not None and table.ndim == 2:
         return table.expand(runs, *table.shape).clone()
     return table
@@ -61,41 +46,9 @@ def _lengths(prob) -> torch.Tensor | None:
     return getattr(prob.space, "lengths", None)
 
 
-def _bisect(increasing, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Elementwise root of an increasing function with increasing(lo) ≤ 0 ≤ increasing(hi)."""
-    for _ in range(BISECTION_STEPS):
-        mid = (lo + hi) / 2
-        below = increasing(mid) < 0
-        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    return (lo + hi) / 2
-
-
 def _component_normalised(prob, logp_of, inverse) -> torch.Tensor:
-    """log π = ``logp_of(c)`` with one constant c per comparison component, each component at its
-    π_ref mass (Contract 6). ``logp_of(c)`` is increasing in c (``c`` broadcast ``[..., P, 1]``);
-    ``inverse(v)`` gives, per response, the c at which its log-prob equals v (``[..., P, 1]``)."""
-    labels = component_labels(prob.pair_weights())                               # [P, Y]
-    out = None
-    for k in range(int(labels.max()) + 1):
-        inside = labels == k
-        occupied = inside.any(-1, keepdim=True)
-        log_mass = torch.logsumexp(torch.where(inside, prob.ref_logp, -torch.inf), -1, keepdim=True)
-        log_mass = torch.where(occupied, log_mass, torch.zeros_like(log_mass))
-        log_size = inside.sum(-1, keepdim=True).clamp_min(1).to(torch.float64).log()
-
-        def component_min(values, inside=inside):
-            return torch.where(inside, values, torch.inf).amin(-1, keepdim=True)
-
-        lo = component_min(inverse(log_mass - log_size))   # every member at mass/|C|: sum ≤ mass
-        hi = component_min(inverse(log_mass))              # one member at the whole mass: sum ≥ mass
-        lo, hi = torch.where(occupied, lo, 0.0), torch.where(occupied, hi, 0.0)
-
-        def excess(c, inside=inside, log_mass=log_mass):
-            return torch.logsumexp(torch.where(inside, logp_of(c), -torch.inf), -1, keepdim=True) - log_mass
-
-        logp = logp_of(_bisect(excess, lo, hi))
-        out = torch.where(inside, logp, -torch.inf if out is None else out)
-    return out
+    """``component_normalised`` on the problem's comparison components."""
+    return component_normalised(prob.ref_logp, component_labels(prob.pair_weights()), logp_of, inverse)
 
 
 class _LogisticScaledMargin(MarginLoss):
@@ -103,7 +56,7 @@ class _LogisticScaledMargin(MarginLoss):
     divisors (token counts or 1): ``input_grads`` is the closed form (β·φ′(z)/d_w, −β·φ′(z)/d_l)."""
 
     def phi(self, z):
-        return F.softplus(-z)
+        return softplus(-z)
 
     def dphi(self, z):
         return -torch.sigmoid(-z)
@@ -128,7 +81,7 @@ class SimPO(_LogisticScaledMargin):
     (the authors' config stores γ/β = 0.25 with β = 2.0, so γ = 0.5; TRL's CPOTrainer
     ``simpo_gamma`` is γ itself too).
 
-    Optimum (reference §2.6, [derived]): γ = 0 is a logit link on S = ℓ̄, so
+    Optimum (derived here, [derived]): γ = 0 is a logit link on S = ℓ̄, so
     log π(y) = |y|(r(y)/β + c), c the monotone root of Σ_y π(y) = 1: independent of π_ref and μ
     (equal lengths L: softmax(L·r/β)). γ > 0: per pair p·σ(γ − z) = (1 − p)·σ(γ + z),
     e^{z*} = [G(2p − 1) + √(G²(1 − 2p)² + 4p(1 − p))]/(2(1 − p)), G = e^γ: not potential
@@ -146,12 +99,18 @@ class SimPO(_LogisticScaledMargin):
     evidence = "code, derived"
     target_kind = "projection"
     family = "non_proper"
-    convex = True
+    convex = False          # in the logits only at equal lengths; convex in Δ = ℓ_w/|y_w| − ℓ_l/|y_l|
+    solver_case = "convex"
+    falls_forever = True
     needs = LENGTH_INPUTS
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.gamma, "gamma", low=0.0, allowed="gamma >= 0 (SimPO's target reward margin γ)")
+
+    def margin_coefficients(self, inputs):
+        chosen, rejected = 1 / inputs["chosen_len"], 1 / inputs["rejected_len"]
+        return chosen, rejected, -self.hp("gamma", chosen) / self.hp("beta", chosen) + 0 * chosen
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         normalised = chosen_logp / inputs["chosen_len"] - rejected_logp / inputs["rejected_len"]
@@ -161,7 +120,7 @@ class SimPO(_LogisticScaledMargin):
         """γ = 0, BT, clean labels: log π = |y|(r/β + c) per comparison component; else None."""
         if prob.reward is None or not is_zero(noise) or not is_zero(self.gamma) or _lengths(prob) is None:
             return None
-        scaled_reward = prob.reward / _axis(self.beta, "beta")
+        scaled_reward = prob.reward / run_axis(self.beta, "beta")
         lengths = _lengths(prob)
         table = _component_normalised(prob, lambda c: lengths * (scaled_reward + c),
                                       lambda v: v / lengths - scaled_reward)
@@ -173,11 +132,11 @@ class SimPO(_LogisticScaledMargin):
 class SigmoidNorm(_LogisticScaledMargin):
     """Length-normalised DPO: L = sp(−β(g_w/|y_w| − g_l/|y_l|)).
 
-    A logit link on S = g/|y| (reference G1): log π = log π_ref + |y|(r/β + c), c the monotone
+    A logit link on S = g/|y| (G1 in docs/losses.md): log π = log π_ref + |y|(r/β + c), c the monotone
     root of Σπ = 1 per comparison component, whatever μ ([derived]). TRL ≥ v0.29 DPOTrainer
     ``loss_type="sigmoid_norm"`` (n = completion tokens); "length-normalised DPO" of Tülu 3
     (Lambert et al., arXiv 2411.15124). β default 0.1 is TRL's (convention chosen here: the
-    reference gives none). Evidence: code, derived."""
+    sources give none). Evidence: code, derived."""
 
     beta: float = 0.1
 
@@ -186,8 +145,14 @@ class SigmoidNorm(_LogisticScaledMargin):
     evidence = "code, derived"
     target_kind = "closed"
     family = "logit_link"
-    convex = True
+    convex = False          # in the logits only at equal lengths; convex in Δ
+    solver_case = "convex"
+    falls_forever = True
     needs = LENGTH_INPUTS
+
+    def margin_coefficients(self, inputs):
+        chosen, rejected = 1 / inputs["chosen_len"], 1 / inputs["rejected_len"]
+        return chosen, rejected, rejected * inputs["ref_rejected_logp"] - chosen * inputs["ref_chosen_logp"]
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         return ((chosen_logp - ref_chosen_logp) / inputs["chosen_len"]
@@ -197,7 +162,7 @@ class SigmoidNorm(_LogisticScaledMargin):
         """BT, clean labels: log π = log π_ref + |y|(r/β + c) per component; else None."""
         if prob.reward is None or not is_zero(noise) or _lengths(prob) is None:
             return None
-        scaled_reward = prob.reward / _axis(self.beta, "beta")
+        scaled_reward = prob.reward / run_axis(self.beta, "beta")
         lengths, ref = _lengths(prob), prob.ref_logp
         table = _component_normalised(prob, lambda c: ref + lengths * (scaled_reward + c),
                                       lambda v: (v - ref) / lengths - scaled_reward)
@@ -214,7 +179,7 @@ class LengthRegularizedDPO(_LogisticScaledMargin):
     [unverified]; the sign is [derived]. A logit link on S = g + α|y|/β: the target is
     π_ref·e^{(r − α|y|)/β}/Z for any connected μ. ``junkangwu/alpha-DPO``'s ``rDPO`` branch has
     the opposite sign and a zero length term: not used. Defaults: β = 0.1 (DPO's) and
-    α = 0.3 (the reference's E1 check): convention chosen here, the reference gives none.
+    α = 0.3 (the E1 check): convention chosen here, no source gives one.
     Source: Park, Rafailov, Ermon, Finn, arXiv 2403.19159. Evidence: unverified, derived."""
 
     beta: float = 0.1
@@ -226,11 +191,18 @@ class LengthRegularizedDPO(_LogisticScaledMargin):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
     needs = LENGTH_INPUTS
 
     def validate(self):
         check_positive(self.beta, "beta")
         check_range(self.alpha, "alpha", low=0.0, allowed="alpha >= 0 (a penalty per token; 0 is DPO)")
+
+    def margin_coefficients(self, inputs):
+        ones = torch.ones_like(inputs["chosen_logp"])
+        gap = inputs["chosen_len"] - inputs["rejected_len"]
+        offset = inputs["ref_rejected_logp"] - inputs["ref_chosen_logp"] + self.hp("alpha", ones) * gap / self.hp("beta", ones)
+        return ones, ones, offset
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         delta = (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp)
@@ -244,7 +216,7 @@ class LengthRegularizedDPO(_LogisticScaledMargin):
         """BT, clean labels: π_ref·e^{(r − α|y|)/β} per comparison component; else None."""
         if prob.reward is None or not is_zero(noise) or _lengths(prob) is None:
             return None
-        log_ratio = (prob.reward - _axis(self.alpha, "alpha") * _lengths(prob)) / _axis(self.beta, "beta")
+        log_ratio = (prob.reward - run_axis(self.alpha, "alpha") * _lengths(prob)) / run_axis(self.beta, "beta")
         return _per_run(potential_target(prob, log_ratio), self.runs)
 
 
@@ -278,7 +250,7 @@ class ORPO(Loss):
         chosen_mean = chosen_logp / inputs["chosen_len"]
         rejected_mean = rejected_logp / inputs["rejected_len"]
         log_odds_gap = (chosen_mean - log1mexp(chosen_mean)) - (rejected_mean - log1mexp(rejected_mean))
-        return -chosen_mean + self.hp("lam", chosen_mean) * F.softplus(-log_odds_gap)
+        return -chosen_mean + self.hp("lam", chosen_mean) * softplus(-log_odds_gap)
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         """With m = ℓ/|y|, G the log-odds gap and o′(m) = 1/(1 − e^m) = −1/expm1(m):
@@ -320,7 +292,7 @@ class CPO(Loss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         beta = self.hp("beta", chosen_logp)
-        return (F.softplus(-beta * (chosen_logp - rejected_logp))
+        return (softplus(-beta * (chosen_logp - rejected_logp))
                 - self.hp("alpha", chosen_logp) * chosen_logp / inputs["chosen_len"])
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
@@ -330,22 +302,20 @@ class CPO(Loss):
         return -slope - self.hp("alpha", chosen_logp) / inputs["chosen_len"], slope
 
 
-def _alpha_reward(alpha, score):
-    """AlphaPO's reward (1 − e^{−α·S})/α = (1 − P^{−α})/α with P = e^S; its α → 0 limit is S.
-
-    Runs with α = 0 take S exactly; their unused branch is evaluated at α = machine epsilon so it
-    cannot overflow (and poison the gradient with 0·inf)."""
-    if not isinstance(alpha, torch.Tensor):
-        return score if alpha == 0 else -torch.expm1(-alpha * score) / alpha
-    safe = torch.where(alpha == 0, torch.finfo(score.dtype).eps, alpha)
-    return torch.where(alpha == 0, score, -torch.expm1(-safe * score) / safe)
-
-
-def _alpha_reward_slope(alpha, score):
-    """d/dS of ``_alpha_reward``: e^{−α·S}, exactly 1 for runs with α = 0."""
-    if not isinstance(alpha, torch.Tensor):
-        return torch.ones_like(score) if alpha == 0 else torch.exp(-alpha * score)
-    return torch.where(alpha == 0, 1.0, torch.exp(-alpha * score))
+def _alpha_margin(alpha, chosen_score, rejected_score, cap=math.inf):
+    """a(S_w) − a(S_l) for AlphaPO's reward a(S) = (1 − e^{−α·S})/α = (1 − P^{−α})/α, P = e^S (its
+    α → 0 limit is S): (e^{−α·S_l} − e^{−α·S_w})/α from ``exp_difference`` (no inf − inf), positive
+    values capped at ``cap``. Runs with α = 0 take S_w − S_l exactly; their unused branch is
+    evaluated at α = 1 on zero scores so it cannot overflow (and poison the gradient with 0·inf)."""
+    plain = chosen_score - rejected_score
+    if not isinstance(alpha, torch.Tensor) and alpha == 0:
+        return plain
+    alpha = torch.as_tensor(alpha, dtype=plain.dtype, device=plain.device)
+    off = alpha == 0
+    safe = torch.where(off, 1.0, alpha)
+    chosen, rejected = torch.where(off, 0.0, -safe * chosen_score), torch.where(off, 0.0, -safe * rejected_score)
+    first, second = torch.where(safe > 0, rejected, chosen), torch.where(safe > 0, chosen, rejected)  # (e^x − e^y)/|α|
+    return torch.where(off, plain, exp_difference(first, second, -safe.abs().log(), cap))
 
 
 @register
@@ -395,9 +365,9 @@ class AlphaPO(Loss):
         chosen_score, rejected_score = chosen_logp, rejected_logp
         if self.length_normalized:
             chosen_score, rejected_score = chosen_logp / inputs["chosen_len"], rejected_logp / inputs["rejected_len"]
-        alpha = self.hp("alpha", chosen_logp)
-        margin = _alpha_reward(alpha, chosen_score) - _alpha_reward(alpha, rejected_score)
-        loss = F.softplus(-(self.hp("beta", margin) * margin - self.hp("gamma", margin)))
+        alpha, beta, gamma = self.hp("alpha", chosen_logp), self.hp("beta", chosen_logp), self.hp("gamma", chosen_logp)
+        margin = _alpha_margin(alpha, chosen_score, rejected_score, cap=(Z_CAP + gamma) / beta)
+        loss = softplus(-(beta * margin - gamma))
         if not is_zero(self.nll_weight):
             loss = loss - self.hp("nll_weight", loss) * chosen_logp / inputs["chosen_len"]
         return loss
@@ -409,12 +379,11 @@ class AlphaPO(Loss):
         chosen_scale = 1 / inputs["chosen_len"] if self.length_normalized else 1.0
         rejected_scale = 1 / inputs["rejected_len"] if self.length_normalized else 1.0
         chosen_score, rejected_score = chosen_logp * chosen_scale, rejected_logp * rejected_scale
-        alpha = self.hp("alpha", chosen_logp)
-        margin = _alpha_reward(alpha, chosen_score) - _alpha_reward(alpha, rejected_score)
-        beta = self.hp("beta", margin)
-        slope = beta * torch.sigmoid(-(beta * margin - self.hp("gamma", margin)))
-        chosen_grad = -slope * _alpha_reward_slope(alpha, chosen_score) * chosen_scale
-        rejected_grad = slope * _alpha_reward_slope(alpha, rejected_score) * rejected_scale
+        alpha, beta, gamma = self.hp("alpha", chosen_logp), self.hp("beta", chosen_logp), self.hp("gamma", chosen_logp)
+        margin = _alpha_margin(alpha, chosen_score, rejected_score)
+        log_pull = log_sigmoid(-(beta * margin - gamma))            # s = β·e^{log_pull}, times a′(S) = e^{−α·S}
+        chosen_grad = -beta * torch.exp(log_pull - alpha * chosen_score) * chosen_scale
+        rejected_grad = beta * torch.exp(log_pull - alpha * rejected_score) * rejected_scale
         if not is_zero(self.nll_weight):
             chosen_grad = chosen_grad - self.hp("nll_weight", chosen_grad) / inputs["chosen_len"]
         return chosen_grad, rejected_grad
@@ -428,7 +397,7 @@ class AlphaPO(Loss):
         if self.length_normalized and _lengths(prob) is None:
             return None
         lengths = _lengths(prob) if self.length_normalized else 1.0
-        alpha, beta, reward = _axis(self.alpha, "alpha"), _axis(self.beta, "beta"), prob.reward
+        alpha, beta, reward = run_axis(self.alpha, "alpha"), run_axis(self.beta, "beta"), prob.reward
         safe = torch.where(alpha == 0, torch.ones_like(alpha), alpha)
 
         def logp_of(c):  # c = −λ; t = (λ − r)/β ≥ 0 on the bracket
@@ -521,7 +490,7 @@ class AlphaDPO(Loss):
         zeta = torch.where(std > 0, (gap.detach() - mean) / torch.where(std > 0, std, 1.0), 0.0)
         beta = self.hp("beta", policy)
         # softplus's linear cut-off at 40, not 20: float64-exact, so its slope is σ (as input_grads')
-        return F.softplus(-self._scaled_margin(policy, zeta, beta), threshold=40.0)
+        return softplus(-self._scaled_margin(policy, zeta, beta))
 
     def _scaled_margin(self, policy, zeta, beta):
         """x = β·Δ̄_π − γ − α·β·ζ."""
@@ -551,7 +520,7 @@ class ASFT(Loss):
     π = 2a/(ν + a + b + √((ν − a + b)² + 4ab)); ν is the 1-D monotone root of Σπ = 1 per prompt.
     Independent of π_ref, μ-dependent (E1, λ = 1: TV 0.062 under W_u, 0.261 under W_s from π*_β).
     ``target`` is None when some length differs from 1 or a response is in no record.
-    λ default 1.0: convention chosen here (the reference found none; its E1 check uses λ = 1).
+    λ default 1.0: convention chosen here (no source gives one; the E1 check uses λ = 1).
     Source: Wang, Sun, Hua, Fang, arXiv 2409.10571 [paper: abstract]; formula from Gorbatovski
     et al., arXiv 2502.01237, §2.4, App. A.1 [secondary]. Evidence: secondary, derived."""
 
@@ -587,7 +556,7 @@ class ASFT(Loss):
         if lengths is None or not bool((lengths == 1).all()):
             return None
         records = population(prob, noise).record_table()                      # [R, P, Y, Y]
-        lam = _axis(self.lam, "lam")
+        lam = run_axis(self.lam, "lam")
         chosen_rate, rejected_rate = (1 + lam) * records.sum(-1), lam * records.sum(-2)
         if not bool(((chosen_rate + rejected_rate) > 0).all()):
             return None
@@ -600,7 +569,7 @@ class ASFT(Loss):
 
         hi = a.sum(-1, keepdim=True) + 1          # ν > Σa: every π_y ≤ a_y/ν, the sum is < 1
         lo = -(a.sum(-1, keepdim=True) + b.sum(-1, keepdim=True) + 1)   # every seen π_y ≥ 1 − b_y/|ν|
-        nu = _bisect(lambda nu: 1 - prob_of(nu).sum(-1, keepdim=True), lo, hi)   # Σπ decreases in ν
+        nu = bisect(lambda nu: 1 - prob_of(nu).sum(-1, keepdim=True), lo, hi)   # Σπ decreases in ν
         table = prob_of(nu).log()
         if self.runs is None and hyper_values(noise, "noise").ndim == 0:
             table = table[0]

@@ -1,4 +1,4 @@
-"""Other non-proper margin shapes (reference §2.5): ``discopop`` and ``tan_principled``.
+"""Other non-proper margin shapes (docs/losses.md): ``discopop`` and ``tan_principled``.
 
 Symbols: Δ = (ℓ_w − ℓ^ref_w) − (ℓ_l − ℓ^ref_l), z = β·Δ, sp(t) = log(1 + e^t), σ the sigmoid.
 Both are G2: the per-pair minimiser z*(p) is not logit p, so the population optimum is a
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive
+from .._numerics import log_sigmoid, softplus
 from .base import MarginLoss, register
 
 ZETA_MODES = ("margin", "reward_scaled")
@@ -45,14 +45,17 @@ class DiscoPOP(MarginLoss):
         check_positive(self.tau, "tau")
 
     def phi(self, z):
-        mix = torch.sigmoid(z / self.hp("tau", z))
-        return (1 - mix) * F.softplus(-z) + mix * torch.exp(-z)
+        """m·e^{−z} = e^{log σ(z/τ) − z}: one exponential, so 0·inf cannot arise as z → −∞."""
+        scaled = z / self.hp("tau", z)
+        return torch.sigmoid(-scaled) * softplus(-z) + torch.exp(log_sigmoid(scaled) - z)
 
     def dphi(self, z):
+        """m′ = σ(z/τ)σ(−z/τ)/τ; the products with e^{−z} are formed in log space as in ``phi``."""
         tau = self.hp("tau", z)
-        mix = torch.sigmoid(z / tau)
-        dmix = mix * (1 - mix) / tau
-        return dmix * (torch.exp(-z) - F.softplus(-z)) - (1 - mix) * torch.sigmoid(-z) - mix * torch.exp(-z)
+        log_mix, log_rest = log_sigmoid(z / tau), log_sigmoid(-z / tau)
+        exp_mix = torch.exp(log_mix - z)                          # m·e^{−z}
+        return (torch.exp(log_mix + log_rest - z) / tau - torch.exp(log_mix + log_rest) / tau * softplus(-z)
+                - log_rest.exp() * torch.sigmoid(-z) - exp_mix)
 
 
 @register
@@ -62,7 +65,7 @@ class TanPrincipled(MarginLoss):
 
     f has its minimum at ζ = 1, grows exponentially for ζ → −∞, decays for ζ → +∞ and is
     convex for ζ < 2, so the margin is pulled to a finite value and gradients stay bounded as
-    π(y_l) → 0 [paper: abstract]. ζ is not confirmed by any read source (reference §2.5, §4):
+    π(y_l) → 0 [paper: abstract]. ζ is not confirmed by any read source (docs/losses.md):
 
     - ``zeta="margin"``: ζ = β·Δ (target margin 1/β). Per pair p·f(z) + (1 − p)·f(−z) has a
       finite minimiser for soft labels (G2, not derived further); hard labels stop at z = 1.
@@ -94,6 +97,9 @@ class TanPrincipled(MarginLoss):
     def validate(self):
         check_positive(self.beta, "beta")
         check_choice(self.zeta, "zeta", ZETA_MODES)
+
+    def margin_coefficients(self, inputs):
+        return super().margin_coefficients(inputs) if self.zeta == "margin" else None
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         delta = super().margin(chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive, check_probability_rate, hyper_values
-from ._targets import beta_axis, potential_target
+from .._numerics import run_axis, softplus
+from ._targets import potential_target
 from .base import MarginLoss, register
 
 
@@ -40,7 +40,7 @@ class CDPO(MarginLoss):
 
     def phi(self, z):
         eps = self.hp("eps", z)
-        return (1 - eps) * F.softplus(-z) + eps * F.softplus(z)
+        return (1 - eps) * softplus(-z) + eps * softplus(z)
 
     def dphi(self, z):
         return torch.sigmoid(z) - (1 - self.hp("eps", z))
@@ -64,6 +64,13 @@ class RDPO(MarginLoss):
     target_kind = "closed"
     family = "logit_link"
     convex = True
+    falls_forever = True
+
+    def effective_table(self, table):
+        """D_eff(a, b) = [(1 − ε)D(a, b) − εD(b, a)]/(1 − 2ε): rDPO's population loss is DPO's on
+        D_eff (plus a constant) [derived]."""
+        eps = float(self.eps)
+        return ((1 - eps) * table - eps * table.transpose(-1, -2)) / (1 - 2 * eps)
 
     def validate(self):
         check_positive(self.beta, "beta")
@@ -71,7 +78,7 @@ class RDPO(MarginLoss):
 
     def phi(self, z):
         eps = self.hp("eps", z)
-        return ((1 - eps) * F.softplus(-z) - eps * F.softplus(z)) / (1 - 2 * eps)
+        return ((1 - eps) * softplus(-z) - eps * softplus(z)) / (1 - 2 * eps)
 
     def dphi(self, z):
         eps = self.hp("eps", z)
@@ -86,4 +93,4 @@ class RDPO(MarginLoss):
             return None
         if isinstance(prob.pair_dist, str) and prob.pair_dist == "did":
             return None
-        return potential_target(prob, prob.reward / beta_axis(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))

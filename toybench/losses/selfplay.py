@@ -1,4 +1,4 @@
-"""Self-play and iterative losses: ``sppo``, ``ddo``, ``disco`` (reference §2.9).
+"""Self-play and iterative losses: ``sppo``, ``ddo``, ``disco`` (docs/losses.md).
 
 Symbols: g = ℓ − ℓ_ref, where the "reference" passed to the loss is whatever the method compares
 against in the current round (SPPO: the previous iterate π_t; DDO: p_ref, the previous round's
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive
+from .._numerics import flat_index, softplus
 from ..pairs import Pairs
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -55,8 +55,8 @@ def with_win_probs(pairs: Pairs, policy_logp=None) -> Pairs:
     win = win.reshape(-1, prob.P * prob.Y).to(pairs.prompt.device)
     runs = max(win.shape[0], pairs.runs)
     flat = win.expand(runs, -1)
-    chosen = flat.gather(1, (pairs.prompt * prob.Y + pairs.chosen).expand(runs, -1))
-    rejected = flat.gather(1, (pairs.prompt * prob.Y + pairs.rejected).expand(runs, -1))
+    chosen = flat.gather(1, flat_index(pairs.prompt, pairs.chosen, prob.Y).expand(runs, -1))
+    rejected = flat.gather(1, flat_index(pairs.prompt, pairs.rejected, prob.Y).expand(runs, -1))
     pair = prob.preference_matrix().to(pairs.prompt.device)[pairs.prompt, pairs.chosen, pairs.rejected]
     return pairs.with_fields(chosen_win_prob=chosen, rejected_win_prob=rejected, pair_win_prob=pair)
 
@@ -162,8 +162,8 @@ class DDO(Loss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         beta = self.hp("beta", chosen_logp)
-        return (F.softplus(-beta * (chosen_logp - ref_chosen_logp))
-                + self.hp("alpha", chosen_logp) * F.softplus(beta * (rejected_logp - ref_rejected_logp)))
+        return (softplus(-beta * (chosen_logp - ref_chosen_logp))
+                + self.hp("alpha", chosen_logp) * softplus(beta * (rejected_logp - ref_rejected_logp)))
 
     def input_grads(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp):
         beta = self.hp("beta", chosen_logp)
@@ -260,3 +260,17 @@ class DisCO(Loss):
         chosen_scale, rejected_scale = self._scales(chosen_logp, **lengths)
         ones = torch.ones_like(chosen_logp)
         return -chosen_scale * ones, rejected_scale * ones
+
+    def group_loss(self, positive_logp, negative_logp, positive_len=None, negative_len=None, tau: float = 10.0):
+        """DisCO's group objective with several positives and negatives per question (the multi-
+        negative form the per-record loss leaves out): −[mean_pos s − τ·log Σ_neg e^{s/τ}] (DisCO,
+        ``tau`` = τ, default 10) per group, ``positive_logp`` ``[B, N, m]``, ``negative_logp``
+        ``[B, N, n]``, lengths alike when ``length_normalized``. τ·LSE over one negative is that
+        negative's score, so one positive and one negative give the per-record loss. Without
+        the KL penalty. Source: Li et al., arXiv 2505.12366 (DisCO objective)."""
+        check_positive(tau, "tau")
+        if self.length_normalized:
+            if positive_len is None or negative_len is None:
+                raise ValueError("length_normalized DisCO needs positive_len and negative_len")
+            positive_logp, negative_logp = positive_logp / positive_len, negative_logp / negative_len
+        return tau * torch.logsumexp(negative_logp / tau, -1) - positive_logp.mean(-1)

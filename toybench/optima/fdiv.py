@@ -5,7 +5,7 @@ f′ invertible with f′(0⁺) = −∞. KKT: r = β·f′(u*) + λ, u = π/π_
 
     π*_f(y) = π_ref(y)·(f′)⁻¹((r(y) − λ)/β),   λ ∈ (λ_min, ∞) the root of Σ_y π*_f(y) = 1,
 
-per prompt (reference §2.2, table; [derived]). The sum is strictly decreasing in λ, +∞ at
+per prompt (derived here, table; [derived]). The sum is strictly decreasing in λ, +∞ at
 λ_min⁺ and 0 at ∞, so the root is unique; it is found by bisection in float64. With
 v = r/β, x = λ/β − λ_min/β + (v_max − v) > 0 the inverse scores are u = e^{−h(x)}:
 
@@ -24,18 +24,10 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_choice, check_positive, hyper_values, run_count
+from .._checks import check_choice, check_positive, run_count
+from .._numerics import bisect, run_axis
 
 DIVERGENCES = ("reverse_kl", "forward_kl", "js", "alpha")
-BISECTION_STEPS = 200
-"""Halvings of the bracket in log x: the bracket spans < 2000 in log x, so 200 halvings reach
-float64 resolution with a wide margin."""
-
-
-def _axis(value, name: str) -> torch.Tensor:
-    """A scalar or ``[B]`` hyperparameter as float64 ``[]`` or ``[B, 1, 1]``."""
-    values = hyper_values(value, name)
-    return values if values.ndim == 0 else values[:, None, None]
 
 
 def _neg_log_inverse(x: torch.Tensor, divergence: str, alpha: torch.Tensor) -> torch.Tensor:
@@ -75,15 +67,13 @@ def target_within(log_weight: torch.Tensor, value: torch.Tensor, log_mass: torch
     low = _log_h_inverse(at_top - log_mass, divergence, alpha)     # Σ ≥ mass: top term alone
     high = _log_h_inverse(total - log_mass, divergence, alpha)     # Σ ≤ mass: every gap at 0
     low, high = torch.broadcast_tensors(low, high)
-    low, high = low.clone(), high.clone()
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (low + high)
-        log_sum = torch.logsumexp(log_weight - _neg_log_inverse(mid.exp() + gap, divergence, alpha), -1,
-                                  keepdim=True)
-        above = log_sum > log_mass
-        low = torch.where(above, mid, low)
-        high = torch.where(above, high, mid)
-    logp = log_weight - _neg_log_inverse(high.exp() + gap, divergence, alpha)
+
+    def shortfall(log_x):   # log mass − log Σ π, increasing in log x
+        return log_mass - torch.logsumexp(log_weight - _neg_log_inverse(log_x.exp() + gap, divergence, alpha), -1,
+                                          keepdim=True)
+
+    log_x = bisect(shortfall, low, high)
+    logp = log_weight - _neg_log_inverse(log_x.exp() + gap, divergence, alpha)
     logp = torch.where(inside, logp, -torch.inf)
     return logp - torch.logsumexp(logp, -1, keepdim=True) + log_mass
 
@@ -102,7 +92,7 @@ def fdpo_target(prob, beta, divergence: str = "reverse_kl", alpha=0.5, ref_logp=
     are numbers or ``[B]`` tensors. ``ref_logp`` ``[P, Y]`` replaces the problem's π_ref; it may be
     unnormalised (e.g. zeros: a constant reference, AlphaPO's tempered target). Needs a BT reward.
     Returns float64 log-probs ``[P, Y]``, or ``[B, P, Y]`` with ``[B]`` hyperparameters. Reverse
-    KL gives π*_β = π_ref·e^{r/β}/Z. Source: arXiv 2309.16240 (f-DPO); reference §2.2 (c)."""
+    KL gives π*_β = π_ref·e^{r/β}/Z. Source: arXiv 2309.16240 (f-DPO); derived here."""
     check_positive(beta, "beta")
     check_divergence(divergence, alpha)
     run_count(beta, alpha if divergence == "alpha" else None)
@@ -111,8 +101,8 @@ def fdpo_target(prob, beta, divergence: str = "reverse_kl", alpha=0.5, ref_logp=
     weight = prob.ref_logp if ref_logp is None else torch.as_tensor(ref_logp, dtype=torch.float64)
     if weight.shape != prob.reward.shape or not torch.isfinite(weight).all():
         raise ValueError(f"ref_logp must be finite with shape {tuple(prob.reward.shape)}, got {tuple(weight.shape)}")
-    alpha_axis = _axis(alpha if divergence == "alpha" else 1.0, "alpha")
-    value = prob.reward / _axis(beta, "beta")
+    alpha_axis = run_axis(alpha if divergence == "alpha" else 1.0, "alpha")
+    value = prob.reward / run_axis(beta, "beta")
     log_mass = torch.zeros(1, dtype=torch.float64)
     return target_within(weight, value, log_mass, divergence, alpha_axis)
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_positive, hyper_values
+from .._checks import check_positive
+from .._numerics import run_axis
 
 
 def _beta_axis(beta) -> torch.Tensor:
-    """β as float64 ``[]`` or ``[B, 1, 1]`` for broadcasting against ``[P, Y]``."""
+    """β > 0 as float64 ``[]`` or ``[B, 1, 1]`` for broadcasting against ``[P, Y]``."""
     check_positive(beta, "beta")
-    values = hyper_values(beta, "beta")
-    return values if values.ndim == 0 else values[:, None, None]
+    return run_axis(beta, "beta")
 
 
 def _needs_reward(prob) -> torch.Tensor:

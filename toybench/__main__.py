@@ -1,0 +1,6 @@
+"""``python -m toybench``: the command line (``toybench --help``)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""Likelihood displacement measured exactly: trajectories of whole log-prob tables along training.
+
+``trajectory`` records the exact table ``[S, B, P, Y]`` (float64) every ``every`` steps of plain
+full-batch gradient descent (SGD, or Adam with torch's defaults) on Σ_b 𝓛_b, all B runs in one program; the curves
+below are pure functions of those snapshots, so every number is an exact sum over the space:
+
+- ``curves``: per snapshot and run, the record-weighted mean chosen and rejected log-prob change
+  from the start, the chosen mass change, the mass gained by responses never in the data
+  (``tb.metrics.displacement``), the entropy, and the squeezing gain of the initially most likely
+  response. The "3D properties" of Yan et al. (arXiv 2406.07327) are the **d**rop of the rejected
+  log-prob (``rejected_logp_change``), the **d**egradation of the chosen one
+  (``chosen_logp_change`` < 0) and the **d**ispersion to unseen responses (``unseen_mass_gain``).
+- ``logit_rates``: for a ``LogLinear`` policy (fixed unembeddings φ, trainable hidden vector h,
+  Razin et al., arXiv 2410.08847, Thm. 2) one DPO record moves h along c·(φ_w − φ_l), c > 0,
+  so d/dt ln π(y) = c·⟨φ_y − φ̄, φ_w − φ_l⟩ with φ̄ = Σ_y π(y)φ_y: a negative rate for y = w is
+  likelihood displacement of the chosen response.
+- ``razin_construction``: the three-response instance where DPO lowers the chosen response from
+  its first step (φ_w = (1, 0.1), φ_l = (1, −0.1), φ_z = (0, 1), base log(0.6, 0.3, 0.1), h = 0).
+- ``squeeze_step``: the exact tabular softmax step of a negative gradient on one label (Ren &
+  Sutherland, arXiv 2407.10490): p′_i ∝ p_i·e^{η p_i} (i ≠ ȳ), p′_ȳ ∝ p_ȳ·e^{−η(1 − p_ȳ)}.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import metrics
+from .losses import make
+from .objective import objective
+from .pairs import Pairs
+from .problem import Problem
+from .shared_policies import LogLinear
+from .spaces import FlatSpace
+
+OPTIMISERS = ("sgd", "adam")
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+"""torch.optim.Adam's defaults; the update is written out (the same arithmetic) so that recording a
+trajectory does not import torch.optim's compiler machinery (seconds on first use)."""
+
+
+def trajectory(policy, loss, pairs, steps: int, lr: float = 0.1, optimizer: str = "sgd", every: int = 1):
+    """Snapshots of ``policy.logp()`` (float64 ``[S, B, P, Y]``, S = steps // every + 1, the start
+    included) and their step numbers, training ``policy`` in place on the exact objective."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive integer, got {every!r}")
+    if optimizer not in OPTIMISERS:
+        raise ValueError(f"optimizer={optimizer!r} is not one of {OPTIMISERS}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    params = policy.parameters()
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    snapshots, marks = [policy.logp().detach().to(torch.float64)], [0]
+    for step in range(1, steps + 1):
+        grads = torch.autograd.grad(objective(loss, policy.logp(), pairs).sum(), params)
+        with torch.no_grad():
+            for param, grad, (first, second) in zip(params, grads, moments, strict=True):
+                if optimizer == "sgd":
+                    param.sub_(lr * grad)
+                    continue
+                first.mul_(ADAM_BETAS[0]).add_((1 - ADAM_BETAS[0]) * grad)
+                second.mul_(ADAM_BETAS[1]).add_((1 - ADAM_BETAS[1]) * grad * grad)
+                scale = lr / (1 - ADAM_BETAS[0] ** step)
+                param.sub_(scale * first / ((second / (1 - ADAM_BETAS[1] ** step)).sqrt() + ADAM_EPS))
+        if step % every == 0:
+            snapshots.append(policy.logp().detach().to(torch.float64))
+            marks.append(step)
+    return torch.stack(snapshots), torch.tensor(marks)
+
+
+def squeezing_gain(logp_before: torch.Tensor, logp_after: torch.Tensor, prompt_weights=None) -> torch.Tensor:
+    """ρ-weighted π_t(y⁺|x) − π_0(y⁺|x) for y⁺ = argmax_y π_0(y|x), the initially most likely response
+    (``[...]``; ties take the first index)."""
+    top = logp_before.argmax(-1, keepdim=True)
+    gain = logp_after.gather(-1, top.expand(*logp_after.shape[:-1], 1)).exp() - logp_before.gather(-1, top).exp()
+    rho = torch.full(gain.shape[-2:-1], 1.0 / gain.shape[-2], dtype=gain.dtype) if prompt_weights is None \
+        else torch.as_tensor(prompt_weights, dtype=gain.dtype)
+    return (gain[..., 0] * rho).sum(-1)
+
+
+def curves(snapshots: torch.Tensor, pairs: Pairs) -> dict:
+    """Displacement curves ``[S, B]`` from ``trajectory``'s snapshots (see the module docstring)."""
+    start = snapshots[0]
+    rho = pairs.problem.prompt_weights
+    out = metrics.displacement(start, snapshots, pairs)
+    out["entropy"] = metrics.entropy(snapshots, prompt_weights=rho)
+    out["squeezing_gain"] = squeezing_gain(start, snapshots, rho)
+    return out
+
+
+def logit_rates(features: torch.Tensor, logp: torch.Tensor, chosen: int, rejected: int) -> torch.Tensor:
+    """⟨φ_y − φ̄, φ_w − φ_l⟩ for every response y (``features`` ``[Y, D]``, ``logp`` ``[Y]``): the
+    direction of d/dt ln π(y) when a DPO record (w ≻ l) moves the hidden vector (a positive multiple)."""
+    features, probs = torch.as_tensor(features, dtype=torch.float64), logp.to(torch.float64).exp()
+    centred = features - probs @ features
+    return centred @ (features[chosen] - features[rejected])
+
+
+def razin_construction(dtype=torch.float64, runs: int = 1):
+    """(policy, loss, pairs): LogLinear over 3 responses, φ = ((1, 0.1), (1, −0.1), (0, 1)), base logits
+    log(0.6, 0.3, 0.1) = log π_ref, hidden h = 0, one record 0 ≻ 1, DPO β = 1."""
+    base = torch.tensor([[0.6, 0.3, 0.1]], dtype=torch.float64).log()
+    prob = Problem(FlatSpace(3), base, reward=torch.zeros(1, 3, dtype=torch.float64))
+    features = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]], dtype=torch.float64)
+    policy = LogLinear(prob, features, runs=runs, dtype=dtype)
+    return policy, make("dpo", beta=1.0), Pairs.from_records(prob, [(0, 0, 1)])
+
+
+def squeeze_step(logp: torch.Tensor, label: int, lr: float) -> torch.Tensor:
+    """log p′ after one step z ← z − η(e_ȳ − p) of a tabular softmax (gradient ascent on −log p_ȳ's
+    negative, i.e. pushing label ȳ down), ``[..., K]`` → ``[..., K]``."""
+    probs = logp.exp()
+    push = -lr * torch.nn.functional.one_hot(torch.tensor(label), logp.shape[-1]).to(logp.dtype)
+    return torch.log_softmax(logp + push + lr * probs, -1)
+

@@ -1,0 +1,184 @@
+"""From a checked spec to runs, stacks and chunks.
+
+A *run* is one point of the grid. Runs that share every shape-setting value (the loss and its
+non-numeric hyperparameters, the problem, the data size, the optimiser, the step count; for
+population data also the noise rate, so the records stay shared) form a *stack*: its numeric loss
+hyperparameters, learning rates, noise rates (sampled data) and seeds become ``[B]`` tensors of one
+``tb.train`` call. A stack is cut into *chunks* of at most ``chunk_size`` runs, the largest that fits
+the memory budget (``bytes_per_run``); a chunk is the unit that is trained, written, resumed and
+sharded. The plan is a pure function of the spec and the budget: the same spec and budget give the
+same chunks, so shards and resumed sweeps train exactly the programs a single pass would.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+
+from .spec import SAMPLES_POPULATION, Spec
+
+MAX_CHUNK = 1024
+"""Most runs per chunk: batching has saturated by then on CPU (``toybench bench``), and it bounds the
+work a killed sweep loses."""
+DEFAULT_MAX_MEMORY = 2 << 30
+BASE_BYTES = 64 << 20
+"""Per-chunk overhead independent of B: ``tb.train``'s per-block temporaries (64 runs ×
+P·Y·Y) and the allocator's slack."""
+HEADROOM = 1.2
+"""Margin on the per-run memory model."""
+PER_RUN_BYTES = 16 << 10
+"""Small per-run objects (per-run generators and draws, history scalars, allocator slack)."""
+GRID_FILL = 4
+"""``tb.train`` lays full-batch records on the [P, Y, Y] grid when it has at most this many cells per record."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Runs trained as one program. ``key``: the stack's shared settings; ``runs``: one dict per run
+    (its stacked values and ``run_id``); ``index``: position in the plan (sharding uses it)."""
+
+    index: int
+    stack: int
+    key: dict
+    runs: tuple
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(",".join(run["run_id"] for run in self.runs).encode()).hexdigest()[:16]
+
+    @property
+    def run_steps(self) -> int:
+        return len(self.runs) * self.key["steps"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    chunks: tuple
+    chunk_sizes: dict
+    """stack index → runs per chunk."""
+    bytes_per_run: dict
+    """stack index → estimated bytes per run."""
+
+    @property
+    def runs(self) -> int:
+        return sum(len(chunk.runs) for chunk in self.chunks)
+
+
+def plan(spec: Spec, dtype: str = "float32", max_memory: int = DEFAULT_MAX_MEMORY) -> Plan:
+    """Every run of ``spec`` in stacks and chunks (module docstring); ValueError if a loss's values are
+    out of range, a loss cannot run on the problem, or one run does not fit ``max_memory`` bytes."""
+    from .run import check_stack
+    stacks = _stacks(spec, dtype)
+    chunks, sizes, per_run = [], {}, {}
+    for index, (key, runs) in enumerate(stacks):
+        check_stack(spec, key, runs)
+        per_run[index] = bytes_per_run(key, dtype)
+        fit = (max_memory - BASE_BYTES) // per_run[index]
+        if fit < 1:
+            raise ValueError(f"--max-memory {max_memory / 2**20:.0f} MiB does not fit one run of stack {index} "
+                             f"(about {(BASE_BYTES + per_run[index]) / 2**20:.0f} MiB); raise it")
+        sizes[index] = size = min(MAX_CHUNK, fit)
+        for start in range(0, len(runs), size):
+            chunks.append(Chunk(len(chunks), index, key, tuple(runs[start:start + size])))
+    return Plan(tuple(chunks), sizes, per_run)
+
+
+def bytes_per_run(key: dict, dtype: str) -> int:
+    """Estimated peak bytes one run adds to a chunk, with ``HEADROOM`` (checked against measured
+    peaks: ``benchmarks/sweep_scale.py``). Population records are shared by the runs of a chunk
+    (``BASE_BYTES``). Per run: the float64 record inputs, losses and products of a history record
+    (6 tensors per record); the logits, gradient and Adam moments (4 [P, Y] tables in the training
+    dtype); ``PER_RUN_BYTES`` of small objects; on ``tb.train``'s record list (stateful losses, data
+    far smaller than the [P, Y, Y] grid) batch statistics and step temporaries (24 bytes per record)
+    and, for per-run records, their constant inputs (3 per record, training dtype); for sampled data the records and the
+    draws they are built from (96 bytes per record) and, on the grid path, their [P, Y, Y] grid
+    (float64 while built, the training dtype, float32 counts, a mask and a float64 scatter buffer:
+    25 bytes per cell). Measured peaks (P=8, Y=32, 1,000 runs; population, 200, 2,000 and 5,000 records; DPO, IPO, KTO)
+    were 0.5–1.0 of the estimate (most conservative for large sampled data sets)."""
+    from ..losses import make
+    P, Y, n = key["prompts"], key["responses"], key["samples"]
+    width = 8 if dtype == "float64" else 4
+    population = n == SAMPLES_POPULATION
+    records = P * Y * (Y - 1) if population else n
+    grid = not make(key["loss"], **key["fixed"]).stateful and (population or P * Y * Y <= GRID_FILL * n)
+    per_run = PER_RUN_BYTES + 6 * 8 * records + 4 * P * Y * width
+    if not grid:
+        per_run += (24 if population else 3 * width + 24) * records
+    if not population:
+        per_run += 96 * n + (25 * P * Y * Y if grid else 0)
+    return int(HEADROOM * per_run)
+
+
+def parse_memory(text: str) -> int:
+    """'4GiB', '512MB', '2G', '1500000000' → bytes; ValueError otherwise."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*", str(text).lower())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"--max-memory {text!r} is not a memory size; write e.g. 4GiB, 512MB or 2G")
+    power = " kmgt".index(match.group(2) or " ")
+    base = 1000 if match.group(3) == "b" and match.group(2) else 1024
+    return int(float(match.group(1)) * base**power)
+
+
+def shard(plan_: Plan, index: int, count: int) -> list:
+    """Shard ``index`` of ``count`` (1-based): chunks whose plan position is index − 1 modulo count,
+    so the ``count`` shards hold every chunk exactly once."""
+    return [chunk for chunk in plan_.chunks if chunk.index % count == index - 1]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' with 1 <= i <= n → (i, n); ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ValueError(f"--shard {text!r} is not allowed; write i/n with 1 <= i <= n (e.g. 1/4 ... 4/4)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _stacks(spec: Spec, dtype: str) -> list[tuple[dict, list]]:
+    """(stack key, runs) in a fixed order: problem, data, training, loss, then the stacked axes."""
+    problem, data, train = spec.grids["problem"], spec.grids["data"], spec.grids["train"]
+    shared = {"family": [problem["family"]], "prompts": problem["prompts"], "responses": problem["responses"],
+              "instance": problem["instance"], "reward_scale": problem["reward_scale"],
+              "preference": problem["preference"], "pair_dist": problem["pair_dist"],
+              "samples": [SAMPLES_POPULATION if s == "population" else s for s in data["samples"]],
+              "optimizer": train["optimizer"], "steps": train["steps"]}
+    stacks = []
+    for values in itertools.product(*shared.values()):
+        base = dict(zip(shared, values, strict=True))
+        population = base["samples"] == SAMPLES_POPULATION
+        for noise in data["noise"] if population else [None]:
+            for loss, hypers in spec.losses.items():
+                numeric, fixed = _split_hypers(loss, hypers)
+                for fixed_values in itertools.product(*fixed.values()):
+                    key = {**base, "noise": noise, "loss": loss, "fixed": dict(zip(fixed, fixed_values, strict=True))}
+                    runs = _runs(key, numeric, data, train, dtype, spec)
+                    stacks.append((key, runs))
+    return stacks
+
+
+def _split_hypers(loss: str, hypers: dict) -> tuple[dict, dict]:
+    """Hyperparameters with a float default and number values become [B] tensors; the rest are
+    stack keys (booleans, strings, integers such as beta_dpo's seed, optional floats)."""
+    from ..losses import fields
+    defaults = fields(loss)
+    numeric, fixed = {}, {}
+    for name, values in hypers.items():
+        tensorable = isinstance(defaults[name], float) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        (numeric if tensorable else fixed)[name] = [float(v) for v in values] if tensorable else values
+    return numeric, fixed
+
+
+def _runs(key: dict, numeric: dict, data: dict, train: dict, dtype: str, spec: Spec) -> list[dict]:
+    axes = {"noise": [key["noise"]] if key["noise"] is not None else data["noise"],
+            "lr": [float(v) for v in train["lr"]], **{f"hp_{k}": v for k, v in numeric.items()},
+            "seed": data["seeds"]}
+    runs = []
+    for values in itertools.product(*axes.values()):
+        run = dict(zip(axes, values, strict=True))
+        run["noise"] = float(run["noise"])
+        identity = {**key, **run, "dtype": dtype, "policy": spec.grids["policy"], "lengths": spec.grids["problem"]["lengths"]}
+        run["run_id"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        runs.append(run)
+    return runs

@@ -1,0 +1,220 @@
+"""Training one chunk: its problem, data, loss and policy built with ``[B]`` tensors, one ``tb.train``
+call, and two tidy tables (one row per run; one row per run and logged step).
+
+Per-run randomness comes only from the run's seed: ``tb.sample_pairs`` with one seed per run draws
+the data set, and ``init = "random"`` draws the initial logits from a generator seeded with
+``seed + INIT_SEED_OFFSET``, so a run's numbers do not depend on the other runs of its chunk.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from .spec import SAMPLES_POPULATION, Spec
+
+INIT_SEED_OFFSET = 1_000_003
+"""Added to a run's seed for its random init, so init and data draws use different streams."""
+LENGTH_RANGE = (1, 8)
+"""Token lengths of ``lengths = "random"``: integers drawn uniformly from this range (inclusive)."""
+
+
+def field_providers() -> dict:
+    """Per-record input name → the function that adds it to ``Pairs`` (exact, from the problem)."""
+    from ..losses import with_score_gap, with_win_probs
+    from ..losses.fdiv import with_rewards
+    return {"score_gap": with_score_gap, "chosen_win_prob": with_win_probs, "rejected_win_prob": with_win_probs,
+            "pair_win_prob": with_win_probs, "chosen_reward": with_rewards, "rejected_reward": with_rewards}
+
+
+def build_problem(spec: Spec, key: dict):
+    """The stack's Problem (float64, CPU; ``tb.train`` moves what it needs to the policy's device)."""
+    from ..claims.core import e1
+    from ..problem import Problem
+    from ..spaces import FlatSpace
+    if key["family"] == "e1":
+        return e1(key["pair_dist"])
+    lengths = None
+    if spec.value("problem", "lengths") == "random":
+        low, high = LENGTH_RANGE
+        gen = torch.Generator().manual_seed(key["instance"])
+        lengths = torch.randint(low, high + 1, (key["responses"],), generator=gen).double()
+    return Problem.random(FlatSpace(key["responses"], lengths=lengths), prompts=key["prompts"],
+                          seed=key["instance"], reward_scale=key["reward_scale"], preference=key["preference"],
+                          pair_dist=key["pair_dist"])
+
+
+def build_loss(key: dict, runs: list[dict]):
+    """The stack's loss with its numeric hyperparameters as [B] float64 tensors."""
+    from ..losses import make
+    numeric = {name[3:]: torch.tensor([run[name] for run in runs], dtype=torch.float64)
+               for name in runs[0] if name.startswith("hp_")}
+    return make(key["loss"], **key["fixed"], **numeric)
+
+
+def build_pairs(prob, key: dict, runs: list[dict], loss):
+    """Population records (shared, the stack's noise rate) or one sampled data set per run, plus
+    the named per-record inputs the loss reads."""
+    from ..pairs import population, sample_pairs
+    if key["samples"] == SAMPLES_POPULATION:
+        pairs = population(prob, key["noise"])
+    else:
+        noise = torch.tensor([run["noise"] for run in runs], dtype=torch.float64)
+        pairs = sample_pairs(prob, key["samples"], noise=noise, seed=[run["seed"] for run in runs])
+    providers = field_providers()
+    for name in loss.required_inputs(prob.space):
+        if name in ("chosen_len", "rejected_len") or name in pairs.fields:
+            continue
+        if name not in providers:
+            raise ValueError(f"loss {key['loss']!r} needs the per-record input {name!r}, which a sweep cannot "
+                             f"provide; sweepable inputs: {sorted(providers)}")
+        pairs = providers[name](pairs)
+    return pairs
+
+
+def check_stack(spec: Spec, key: dict, runs: list[dict]) -> None:
+    """Everything that could fail before training, for every value of the stack: the loss's
+    hyperparameter ranges, inputs the problem lacks (lengths, a BT reward), the data draw
+    (ValueError naming the loss or the key)."""
+    try:
+        prob = build_problem(spec, key)
+    except ValueError as err:
+        raise ValueError(f"[problem] {_describe(key)}: {err}") from err
+    try:
+        loss = build_loss(key, runs)
+    except ValueError as err:
+        raise ValueError(f"losses.{key['loss']}: {err}") from err
+    try:
+        loss.required_inputs(prob.space)
+    except ValueError as err:
+        raise ValueError(f"losses.{key['loss']}: {err}; set problem.lengths = \"random\"") from err
+    try:
+        build_pairs(prob, {**key, "samples": min(key["samples"], 2) if key["samples"] else 0}, runs[:1],
+                    build_loss(key, runs[:1]))
+    except ValueError as err:
+        raise ValueError(f"losses.{key['loss']} on {_describe(key)}: {err}") from err
+
+
+def _describe(key: dict) -> str:
+    if key["family"] == "e1":
+        return f"e1 ({key['pair_dist']})"
+    return (f"random P={key['prompts']} Y={key['responses']} instance={key['instance']} {key['preference']} "
+            f"{key['pair_dist']}")
+
+
+def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
+    """Train ``chunk`` as one program; return (runs frame, history frame)."""
+    import pandas as pd
+
+    from ..policies import Tabular
+    from ..train import train
+    key, runs = chunk.key, list(chunk.runs)
+    prob = build_problem(spec, key)
+    loss = build_loss(key, runs)
+    pairs = _on(build_pairs(prob, key, runs, loss), device)
+    torch_dtype = getattr(torch, dtype)
+    init = None
+    if spec.value("policy", "init") == "random":
+        scale = spec.value("policy", "init_scale")
+        init = torch.stack([prob.ref_logp + scale * torch.randn(
+            prob.ref_logp.shape, generator=torch.Generator().manual_seed(run["seed"] + INIT_SEED_OFFSET),
+            dtype=torch.float64) for run in runs])
+    policy = Tabular(prob, runs=len(runs), init=init, dtype=torch_dtype, device=device)
+    target, unsolved = _target(spec, loss, pairs, runs)
+    lr = torch.tensor([run["lr"] for run in runs], dtype=torch.float64)
+    log_every = spec.value("train", "log_every") or max(1, key["steps"] // 10)
+    start = time.perf_counter()
+    history = train(policy, loss, pairs, steps=key["steps"], optimizer=key["optimizer"], lr=lr,
+                    log_every=log_every, target=target)
+    seconds = time.perf_counter() - start
+    keep = spec.value("metrics", "record")
+    steps, records = history.steps, history.records
+    columns = {name: torch.stack([_metric(record, name, unsolved) for record in records]) for name in keep}
+    run_ids = [run["run_id"] for run in runs]
+    hist = pd.DataFrame({"run_id": [r for _ in steps for r in run_ids],
+                         "step": [s for s in steps for _ in run_ids],
+                         **{name: values.reshape(-1).tolist() for name, values in columns.items()}})
+    rows = []
+    for b, run in enumerate(runs):
+        row = {"run_id": run["run_id"], "chunk": chunk.id, "stack": chunk.stack, "loss": key["loss"],
+               **{f"hp_{k}": v for k, v in key["fixed"].items()},
+               **{k: v for k, v in run.items() if k.startswith("hp_")},
+               **{k: key[k] for k in ("family", "prompts", "responses", "instance", "reward_scale", "preference",
+                                      "pair_dist", "samples", "optimizer", "steps")},
+               "noise": run["noise"], "lr": run["lr"], "seed": run["seed"], "init": spec.value("policy", "init"),
+               "dtype": dtype, "device": str(device), "chunk_runs": len(runs), "chunk_seconds": seconds}
+        row.update({name: float(values[-1, b]) for name, values in columns.items()})
+        rows.append(row)
+    return pd.DataFrame(rows), hist
+
+
+def _on(pairs, device):
+    """``pairs`` with its record tensors on ``device`` (the problem's tables stay float64 on the CPU;
+    ``tb.train`` and the metrics move what they read)."""
+    if torch.device(device).type == "cpu":
+        return pairs
+    import dataclasses
+    move = lambda t: t.to(device) if isinstance(t, torch.Tensor) else t  # noqa: E731
+    return dataclasses.replace(pairs, prompt=move(pairs.prompt), chosen=move(pairs.chosen),
+                               rejected=move(pairs.rejected), weight=move(pairs.weight),
+                               fields={k: move(v) for k, v in pairs.fields.items()})
+
+
+def _metric(record: dict, name: str, unsolved: torch.Tensor) -> torch.Tensor:
+    """Metric ``name`` of one history record as float64 ``[B]`` on the CPU (History calls the
+    objective ``loss``); NaN where the record lacks it (e.g. expected_reward without a Bradley–Terry
+    reward) and, for the target columns, for runs without a target."""
+    value = record.get(name, record.get("loss") if name == "objective" else None)
+    if value is None:
+        runs = next(v.shape for k, v in record.items() if k != "step")
+        return torch.full(runs, math.nan, dtype=torch.float64)
+    value = value.detach().to("cpu", torch.float64)
+    if name in ("kl_to_target", "kl_from_target", "tv_to_target"):
+        value = torch.where(unsolved, math.nan, value)
+    return value
+
+
+def _target(spec: Spec, loss, pairs, runs: list[dict]):
+    """(target log-probs ``[B, P, Y]`` for ``train``, mask of runs without one).
+
+    "closed": the loss's closed form at each run's own noise rate (``loss.target``, evaluated once per
+    distinct rate, so a run's target does not depend on the rates of the runs stacked with it);
+    "solve": ``tb.solve`` on each run's data, run by run. A run without a target (no closed form, or an
+    infimum at infinity) gets π_ref as a stand-in and NaN in its target columns."""
+    prob, count = pairs.problem, len(runs)
+    stand_in = prob.ref_logp.expand(count, -1, -1)
+    if spec.value("metrics", "target") == "closed":
+        table, unsolved = stand_in.clone(), torch.ones(count, dtype=torch.bool)
+        rates = [run["noise"] for run in runs]
+        for rate in sorted(set(rates)):
+            found = loss.target(prob, rate)
+            if found is not None:
+                rows = torch.tensor([r == rate for r in rates])
+                table[rows] = found.to(torch.float64).expand(count, -1, -1)[rows]
+                unsolved &= ~rows
+        return table, unsolved
+    import dataclasses
+
+    from ..solve import NoFiniteMinimum, solve
+    targets, unsolved = [], []
+    for b in range(count):
+        one_loss = dataclasses.replace(loss, **{f.name: _row(getattr(loss, f.name), b, count)
+                                                for f in dataclasses.fields(loss)})
+        one_pairs = pairs if pairs.runs == 1 else dataclasses.replace(
+            pairs, prompt=pairs.prompt[b:b + 1], chosen=pairs.chosen[b:b + 1], rejected=pairs.rejected[b:b + 1],
+            weight=pairs.weight[b:b + 1], noise=_row(pairs.noise, b, count),
+            fields={k: _row(v, b, count) for k, v in pairs.fields.items()})
+        try:
+            targets.append(solve(one_loss, one_pairs).logp.reshape(prob.P, prob.Y))
+            unsolved.append(False)
+        except NoFiniteMinimum:
+            targets.append(prob.ref_logp)
+            unsolved.append(True)
+    return torch.stack(targets), torch.tensor(unsolved)
+
+
+def _row(value, b: int, runs: int):
+    if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == runs and runs > 1:
+        return value[b:b + 1]
+    return value
