@@ -8,6 +8,7 @@ import pytest
 import toybench as tb
 from toybench.cli import main
 
+
 @pytest.mark.parametrize("name", tb.losses.names())
 def test_every_loss_runs_through_compare_and_train(name, capsys):
     token_level = isinstance(tb.losses.make(name), tb.losses.token.TokenLoss)
