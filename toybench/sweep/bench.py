@@ -5,6 +5,8 @@ history at the first and last step only; each timing is the median of ``TRIALS``
 call) and includes ``tb.train``'s set-up. Printed:
 
 1. run-steps/s (runs × steps / seconds) at B ∈ {1, 64, 256, 1024, 4096};
+   and, load-robust, per second of the process's CPU time (equal to the first on an idle machine
+   with one thread);
 2. the batched-vs-loop ratio at B = 256: one ``tb.train`` call against plain per-run loops
    (autograd + ``torch.optim.Adam`` on one [P, Y] logit table, the loss's per-record formula), timed
    on ``LOOP_RUNS`` runs (runs are independent, so the rate per run-step carries over);
@@ -124,7 +126,8 @@ def main(steps: int = 50, quick: bool = False, threads: int | None = None, out=p
     rates = {}
     for runs in batches:
         rates[runs] = batched_rate(prob, runs, steps, trials)
-        out(f"  B={runs:<5} {rates[runs]:>12,.0f} run-steps/s")
+        cpu = statistics.median(c for _, c in CPU_SECONDS[-trials:])
+        out(f"  B={runs:<5} {rates[runs]:>12,.0f} run-steps/s  ({runs * steps / cpu:>9,.0f} per CPU-second)")
     loop = loop_rate(prob, loop_runs, max(1, steps // 2), trials)
     out(f"  loop (autograd + torch.optim.Adam, {loop_runs} runs) {loop:,.0f} run-steps/s; "
         f"batched B={middle} / loop = {rates[middle] / loop:.1f}x")
