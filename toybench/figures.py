@@ -129,10 +129,10 @@ def _ipo_bandit(fig):
         mean = ipo[..., action].mean(1)
         half = 1.96 * ipo[..., action].std(1) / math.sqrt(ipo.shape[1])
         x = range(len(taus))
-        ax.plot(x, closed, "_", color="black", markersize=18, mew=2, label="IPO closed form")
-        ax.errorbar(x, mean, yerr=half, fmt="o", color=PALETTE["ipo"], capsize=3,
+        ax.plot(list(x), closed, "_", color="black", markersize=18, mew=2, label="IPO closed form")
+        ax.errorbar(list(x), mean.tolist(), yerr=half.tolist(), fmt="o", color=PALETTE["ipo"], capsize=3,
                     label="IPO, Adam batch 9, 3k steps, 10 seeds (±95% CI)")
-        ax.plot(x, dpo[:, 0, action], "s", color=PALETTE["dpo"], label="DPO, full-batch Adam, 18k steps")
+        ax.plot(list(x), dpo[:, 0, action].tolist(), "s", color=PALETTE["dpo"], label="DPO, full-batch Adam, 18k steps")
         ax.set_xticks(list(x), [f"{t:g}" for t in taus])
         ax.set_xlabel("τ (regularisation, dimensionless)")
         ax.set_ylabel(f"π({exp.ACTIONS[action]}) (probability)")
@@ -149,7 +149,7 @@ def _optimiser(fig):
     for ax, opt in zip(axes, ("sgd", "adam"), strict=True):
         for loss in exp.LOSSES:
             steps, margin = exp.margins(loss, opt, betas=(0.5,), steps=4000, every=40)
-            ax.plot(steps, margin[:, 0], color=PALETTE[loss], label=loss)
+            ax.plot(steps.numpy(), margin[:, 0].numpy(), color=PALETTE[loss], label=loss)
         ax.set_xlabel("training step")
         ax.set_ylabel("margin Δ = log π(w)/π(l) (nats)")
         ax.set_title(f"{'plain SGD' if opt == 'sgd' else 'Adam'}, lr 0.01", fontsize=9)
@@ -162,16 +162,16 @@ def _optimiser(fig):
         "neither is p* (arXiv 2311.14115, 1024 bins).")
 def _density(fig):
     from .experiments import density as exp
-    x = exp.centres(1024)
+    x = exp.centres(1024).numpy()
     found = exp.targets(1024)
-    ref, data = exp.reference(1024).exp() * 1024 / 20, exp.data_density(1024).exp() * 1024 / 20
+    ref, data = (exp.reference(1024).exp() * 1024 / 20).numpy(), (exp.data_density(1024).exp() * 1024 / 20).numpy()
     axes = fig.subplots(1, 2, sharey=True)
     for ax, loss, keys in zip(axes, ("dpo", "ipo"), ([k for k in found if k.startswith("dpo")],
                                                      [k for k in found if k.startswith("ipo")]), strict=True):
         ax.plot(x, ref, color=PALETTE["reference"], ls=":", label="π_ref = TN(0, 5)")
         ax.plot(x, data, color=PALETTE["data"], ls="--", label="p* (data density)")
         for key, alpha in zip(keys, (1.0, 0.65, 0.35), strict=True):
-            ax.plot(x, found[key].exp() * 1024 / 20, color=PALETTE[loss], alpha=alpha, label=key.upper()[:3] + key[3:])
+            ax.plot(x, (found[key].exp() * 1024 / 20).numpy(), color=PALETTE[loss], alpha=alpha, label=key.upper()[:3] + key[3:])
         ax.set_xlabel("x (dimensionless)")
         ax.set_ylabel("density (per unit x)")
         ax.set_title(f"{loss.upper()} population optima", fontsize=9)
@@ -186,7 +186,7 @@ def _ranking(fig):
     run = exp.run(steps=3000, every=30)
     axes = fig.subplots(1, 2)
     ax = axes[0]
-    final, threshold, correct = run["loss"][-1], run["threshold"], run["correct"][-1]
+    final, threshold, correct = run["loss"][-1].numpy(), run["threshold"].numpy(), run["correct"][-1].numpy()
     ax.plot([0, 1.2], [0, 1.2], color=PALETTE["reference"], lw=0.8, label="loss = threshold")
     ax.scatter(threshold[correct], final[correct], color=PALETTE["dpo"], s=14, label="ranked right")
     ax.scatter(threshold[~correct], final[~correct], color=PALETTE["other"], marker="x", s=18, label="ranked wrong")
@@ -195,8 +195,8 @@ def _ranking(fig):
     ax.set_title("every (better, worse) pair", fontsize=9)
     _legend(ax)
     ax = axes[1]
-    ax.plot(run["steps"], run["correct"].double().mean(1), color=PALETTE["dpo"], label="ranking accuracy")
-    ax.plot(run["steps"], run["loss"].mean(1), color=PALETTE["dpo"], ls="--", label="mean pair loss (nats)")
+    ax.plot(run["steps"].numpy(), run["correct"].double().mean(1).numpy(), color=PALETTE["dpo"], label="ranking accuracy")
+    ax.plot(run["steps"].numpy(), run["loss"].mean(1).numpy(), color=PALETTE["dpo"], ls="--", label="mean pair loss (nats)")
     ax.set_xlabel("gradient step (lr 1)")
     ax.set_ylabel("accuracy (fraction) / loss (nats)")
     ax.set_title("accuracy climbs slowly while the loss falls", fontsize=9)
@@ -245,8 +245,8 @@ def _did(fig):
     ax = fig.subplots(1, 1)
     width = 0.25
     for i, (label, (logp, colour)) in enumerate(bars.items()):
-        ax.bar([k + (i - 1) * width for k in range(6)], logp.exp()[0], width, color=colour, label=label)
-    star = exp.predicted(prob, 1.0).exp()[0]
+        ax.bar([k + (i - 1) * width for k in range(6)], logp.exp()[0].tolist(), width, color=colour, label=label)
+    star = exp.predicted(prob, 1.0).exp()[0].tolist()
     ax.plot(range(6), star, "k_", ms=16, mew=2, label="π*_β closed form")
     ax.set_xlabel("response y")
     ax.set_ylabel("π(y) (probability)")
