@@ -6,7 +6,7 @@ Part 1: ``procedures.online_dpo`` (exact on-policy population step) and ``proced
 B = 256 runs with different β (or η): iterations per second of the batched call, of 256 one-run
 calls of the same procedure, and their ratio (median of three alternated trials).
 Part 2: ``tb.optima.nash`` (Newton in log space, with its certificate) on one prompt of a random
-intransitive preference at β ∈ {1, 0.01}, Y = 4 … 256: median of 5 calls after a warm-up.
+intransitive preference at β ∈ {1, 0.01, 0.001}, Y = 4 … 256: median of 5 calls after a warm-up.
 Run: ``python benchmarks/iterative_speed.py`` (``--quick`` for a smaller smoke run).
 """
 import statistics
@@ -52,13 +52,13 @@ def main(quick: bool = False) -> None:
     print("Part 2: tb.optima.nash on one prompt (Newton, certificate included), median of 5")
     for size in ((4, 16) if quick else (4, 8, 16, 32, 64, 128, 256)):
         game = tb.Problem.random(tb.FlatSpace(size), prompts=1, seed=size, preference="general", reward_scale=2.0)
-        for beta in (1.0, 0.01):
+        for beta in (1.0, 0.01, 0.001):
             def call(game=game, beta=beta):
                 return tb.optima.nash(game, beta, return_certificate=True)
             call()
             median = statistics.median(seconds(call) for _ in range(5))
             bound = float(call()[1].tv_bound.max())
-            print(f"  Y={size:4d} β={beta:5.2f}  {median * 1e3:8.2f} ms   TV bound {bound:.1e}")
+            print(f"  Y={size:4d} β={beta:<6g} {median * 1e3:8.2f} ms   TV bound {bound:.1e}")
 
 
 if __name__ == "__main__":

@@ -5,20 +5,14 @@ import torch
 
 import toybench as tb
 
-E1_REF = np.array([0.4, 0.3, 0.2, 0.1])
-E1_REWARD = np.array([0.0, 0.5, 1.5, 3.0])
+E1_REF = np.array(tb.problem.E1_REF)
+E1_REWARD = np.array(tb.problem.E1_REWARD)
 E1_PISTAR = np.array([0.105277, 0.130179, 0.235909, 0.528635])  # derived here, 6 digits
 
 
 def e1_problem(pair_dist="uniform", lengths=None):
-    """E1: one prompt, Y = 4, BT reward, π_ref = (0.4, 0.3, 0.2, 0.1)."""
-    if isinstance(pair_dist, str) and pair_dist == "chain":
-        pair_dist = torch.zeros(1, 4, 4, dtype=torch.float64)
-        for a in range(3):
-            pair_dist[0, a, a + 1] = 1.0
-    space = tb.FlatSpace(4, lengths=lengths)
-    return tb.Problem(space, torch.log(torch.tensor(E1_REF[None])), reward=torch.tensor(E1_REWARD[None]),
-                      pair_dist=pair_dist)
+    """E1 (``toybench.problem.e1``): one prompt, Y = 4, BT reward, π_ref = (0.4, 0.3, 0.2, 0.1)."""
+    return tb.problem.e1(pair_dist, lengths=lengths)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ what the registry gives (so the docs cannot drift from the code)."""
 from pathlib import Path
 
 import pytest
+from conftest import E1_REF, E1_REWARD
 
 import toybench.losses as L
 from toybench.cards import card, document, main
@@ -71,7 +72,7 @@ def test_conventions_e1_numbers_match_an_independent_numpy_computation():
     import numpy as np
     text = (DOCS / "conventions.md").read_text(encoding="utf-8")
     printed = re.search(r"π\*_β = π_ref·e\^\{r/β\}/Z = \(([^)]*)\)", text).group(1)
-    ref, reward = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.0, 0.5, 1.5, 3.0])
+    ref, reward = E1_REF, E1_REWARD
     pistar = ref * np.exp(reward) / np.sum(ref * np.exp(reward))
     np.testing.assert_allclose([float(v) for v in printed.split(",")], pistar, atol=5e-7)
     tv = float(re.search(r"TV\(π_ref, π\*_β\) = ([0-9]+\.[0-9]+)", text).group(1))

@@ -31,6 +31,10 @@ from toybench.cli import main
     (["compare", "dpo", "--beta", "0.1,x"], "argument --beta"),
     (["compare", "ddo", "--noise", "0.1"], "no labels to flip"),
     (["train", "--runs", "0"], "--runs must be >= 1"),
+    (["compare", "dpo", "--list-size", "3"], "'dpo' is not a list loss"),
+    (["compare", "plackett_luce", "--list-size", "9"], "list size in 2..4"),
+    (["compare", "plackett_luce", "--candidates", "ref"], "describe the lists of --list-size"),
+    (["compare", "plackett_luce", "--list-size", "3", "--noise", "0.1"], "no label noise"),
     (["train", "--nosuchoption"], "unrecognized arguments"),
     (["train", "--optimizer", "lbfgs"], "invalid choice"),
     ([], "required: COMMAND"),
@@ -60,3 +64,15 @@ def test_output_paths_are_checked_before_any_work(command, flag, tmp_path, capsy
 
 def _no_work(*args, **kwargs):
     raise AssertionError("work started before the output path was checked")
+
+
+def test_a_bug_is_one_line_with_status_1_and_its_traceback_on_request(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+    monkeypatch.setattr(tb.comparison, "compare", broken)
+    assert main(["compare", "dpo"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: boom second line" in err
+    monkeypatch.setenv("TOYBENCH_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["compare", "dpo"])

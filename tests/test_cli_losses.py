@@ -14,14 +14,13 @@ FLAT_LOSSES = [n for n in tb.losses.names() if not getattr(tb.losses.REGISTRY[n]
 @pytest.mark.parametrize("name", FLAT_LOSSES)
 def test_every_loss_runs_through_compare_and_train(name, capsys):
     token_level = isinstance(tb.losses.make(name), tb.losses.token.TokenLoss)
-    if token_level:   # COORDINATOR-TODO: solve and train on token-level losses (being rebuilt)
-        return
     problem = ["--problem", "sequence"] if token_level else []
-    assert main(["compare", name, "--json", *problem]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
-    assert row["loss"].split(":")[0] == name
-    assert row["beta"] == tb.losses.fields(name).get("beta")   # the library's default β, shown
-    assert all(row.get(key) is None or row[key] >= 0 for key in ("kl_to_pistar", "kl_from_pistar"))
+    if not token_level:   # COORDINATOR-TODO: tb.solve on token-level losses
+        assert main(["compare", name, "--json", *problem]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["loss"].split(":")[0] == name
+        assert row["beta"] == tb.losses.fields(name).get("beta")   # the library's default β, shown
+        assert all(row.get(key) is None or row[key] >= 0 for key in ("kl_to_pistar", "kl_from_pistar"))
     assert main(["train", "--loss", name, "--steps", "5", "--json", *problem]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config"]["loss"] == name and result["history"]["step"][-1] == 5

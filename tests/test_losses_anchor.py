@@ -357,7 +357,7 @@ def test_bco_free_delta_is_the_profile_minimiser():
         def slope(delta):
             return (weight[0] * (sigmoid(delta - a[run]) - sigmoid(b[run] - delta))).sum()
         root = so.brentq(slope, -50, 50, xtol=1e-14, rtol=1e-15)
-        assert got[run] == pytest.approx(root, abs=1e-12)
+        assert got[run] == pytest.approx(root, abs=1e-12)   # brentq: |root − δ*| ≤ xtol + 4·eps·|δ*| ≈ 1e-14
         profile = lambda d: (weight[0] * (softplus(d - a[run]) + softplus(b[run] - d))).sum()  # noqa: E731
         assert profile(root) < min(profile(root - 1e-3), profile(root + 1e-3))
     updated = loss.update_state(loss.init_state(B, inputs["chosen_logp"]), inputs, torch.tensor(weight))
@@ -637,9 +637,11 @@ def test_e1_kto_fixed_point_is_apo_zero():
     assert tv(apo_zero_e1_face("uniform")[0], PISTAR) == pytest.approx(0.236, abs=1e-3)
 
 
-# tolerances in TV for tb.solve against the SciPy minimiser: smooth interior optima 1e-7 (both
-# stop at gradients ≤ 1e-10); boundary optima 1e-6 (the slope vanishes like σ′ as π → 0); kink
-# optima 1e-3 (a smooth method stops up to ~2e-4 short, see test_kink_faces_are_optimal).
+# tolerances in TV for tb.solve against the SciPy minimiser (BFGS with the exact autograd gradient,
+# gtol 1e-12): smooth interior optima 1e-7 (at gradient g the distance is ≤ g/λ, λ ≥ 1e-3 on E1);
+# boundary optima 1e-6 (the slope vanishes like σ′ as π → 0, so both stop short of the face by the
+# mass whose slope is below their tolerances); kink optima 1e-3 (a smooth method stops up to ~2e-4
+# short, see test_kink_faces_are_optimal).
 SOLVE_TOLERANCE = {"apo_zero": 1e-6, "apo_down": 1e-6, "minor_dpo": 1e-3, "dpop": 1e-3, "dpop_lam5": 1e-3,
                    "spo": 1e-3, "spo_lam1": 1e-3}
 

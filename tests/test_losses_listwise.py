@@ -23,7 +23,7 @@ def sp(t):
 
 
 def e1():
-    return tb.Problem(tb.FlatSpace(4), t64([[0.4, 0.3, 0.2, 0.1]]).log(), reward=t64([[0.0, 0.5, 1.5, 3.0]]))
+    return tb.problem.e1("ref")
 
 
 def random_list(k, seed):

@@ -10,7 +10,8 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks"
 
 def test_notebooks_exist():
     names = {path.name for path in NOTEBOOKS}
-    assert {"01_quickstart.ipynb", "02_why_variants_differ.ipynb"} <= names
+    assert {"01_quickstart.ipynb", "02_why_variants_differ.ipynb", "03_likelihood_displacement.ipynb",
+            "04_length_and_tokens.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

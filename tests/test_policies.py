@@ -1,11 +1,12 @@
-"""Tabular policy: start, init, dtype/device, the softmax-Jacobian fast gradient, validation."""
+"""Policies: Tabular (start, init, dtype/device, its closed-form VJP, validation) and the default
+autograd VJP of the policy protocol."""
 import numpy as np
 import pytest
 import torch
 from conftest import E1_REF, e1_problem
 
 import toybench as tb
-from toybench.policies import Policy, Tabular
+from toybench.policies import Policy, Tabular, logp_and_vjp
 
 
 def test_starts_at_reference_with_a_copy_per_run(e1):
@@ -32,7 +33,7 @@ def test_init_logits_shared_or_per_run_float64():
     np.testing.assert_allclose(shared.logp().detach().numpy(), np.tile(expected[1], (4, 1, 1)), rtol=1e-14, atol=1e-14)
 
 
-def test_logit_grad_is_the_softmax_jacobian_transpose():
+def test_vjp_is_the_softmax_jacobian_transpose():
     prob = tb.Problem.random(tb.FlatSpace(5), prompts=3, seed=2)
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(4, 3, 5))
@@ -42,12 +43,50 @@ def test_logit_grad_is_the_softmax_jacobian_transpose():
     # J[y, k] = ∂ log π_y / ∂ s_k = 1[y = k] − π_k; the logit gradient is Jᵀ·dlogp
     jacobian = np.eye(5) - pi[..., None, :]
     expected = np.einsum("bpyk,bpy->bpk", jacobian, dlogp)
-    got = policy.logit_grad(torch.tensor(dlogp))
+    (got,) = policy.vjp(torch.tensor(dlogp))
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)  # float64 rounding
-    part = policy.logit_grad(torch.tensor(dlogp[1:3]), slice(1, 3))
-    np.testing.assert_allclose(part.numpy(), expected[1:3], rtol=1e-12, atol=1e-14)
-    given = policy.logit_grad(torch.tensor(dlogp[1:3]), slice(1, 3), logp=torch.tensor(np.log(pi[1:3])))
-    np.testing.assert_allclose(given.numpy(), expected[1:3], rtol=1e-12, atol=1e-14)
+    assert not got.requires_grad
+
+
+class LogLinear(Policy):
+    """Test-only: log π(y|x) = log_softmax_y(θ_b · φ(x, y)) with fixed features φ ``[P, Y, D]``."""
+
+    def __init__(self, prob, runs, features, theta):
+        self.prob, self.runs, self.dtype, self.device = prob, runs, torch.float64, torch.device("cpu")
+        self.features = features
+        self.theta = theta.clone().requires_grad_(True)
+
+    def logp(self):
+        return torch.log_softmax(torch.einsum("pyd,bd->bpy", self.features, self.theta), dim=-1)
+
+    def parameters(self):
+        return [self.theta]
+
+
+def test_default_vjp_is_autograd_of_the_weighted_log_probs():
+    """logp_and_vjp without a policy vjp: ∂/∂θ Σ g·log π by hand, for a log-linear policy:
+    ∂ log π_y/∂θ = φ_y − Σ_k π_k φ_k, so the VJP is Σ_{p,y} g_py·(φ_py − E_π φ_p)."""
+    prob = tb.Problem.random(tb.FlatSpace(4), prompts=2, seed=5)
+    rng = np.random.default_rng(3)
+    features, theta = rng.normal(size=(2, 4, 3)), rng.normal(size=(5, 3))
+    grad_logp = rng.normal(size=(5, 2, 4))
+    policy = LogLinear(prob, 5, torch.tensor(features), torch.tensor(theta))
+    logp, vjp = logp_and_vjp(policy)
+    scores = np.einsum("pyd,bd->bpy", features, theta)
+    pi = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+    np.testing.assert_allclose(logp.numpy(), np.log(pi), rtol=1e-12, atol=1e-14)
+    centred = features[None] - np.einsum("bpy,pyd->bpd", pi, features)[:, :, None, :]   # [B, P, Y, D]
+    expected = np.einsum("bpy,bpyd->bd", grad_logp, centred)
+    (got,) = vjp(torch.tensor(grad_logp))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-13)  # float64 rounding
+    assert not logp.requires_grad
+
+
+def test_own_vjp_is_used_without_a_graph():
+    prob = tb.Problem.random(tb.FlatSpace(3), prompts=1, seed=0)
+    policy = Tabular(prob, runs=2, dtype=torch.float64)
+    logp, vjp = logp_and_vjp(policy)
+    assert vjp == policy.vjp and logp.grad_fn is None
 
 
 def test_policy_protocol_is_abstract():

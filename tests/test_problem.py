@@ -87,3 +87,13 @@ def test_random_validation():
         tb.Problem.random(tb.FlatSpace(3), prompts=0)
     with pytest.raises(ValueError, match="preference"):
         tb.Problem.random(tb.FlatSpace(3), preference="plackett")
+
+
+def test_e1_is_the_worked_example():
+    prob = tb.problem.e1()
+    np.testing.assert_allclose(prob.ref_logp.exp().numpy(), [[0.4, 0.3, 0.2, 0.1]], rtol=1e-15)
+    np.testing.assert_array_equal(prob.reward.numpy(), [[0.0, 0.5, 1.5, 3.0]])
+    assert prob.pair_dist == "uniform" and tb.problem.e1("ref").pair_dist == "ref"
+    chain = tb.problem.e1("chain").pair_weights()[0].numpy()
+    np.testing.assert_array_equal(chain > 0, np.eye(4, k=1, dtype=bool) | np.eye(4, k=-1, dtype=bool))
+    assert tb.problem.e1(lengths=[1, 2, 3, 4]).space.lengths.tolist() == [1.0, 2.0, 3.0, 4.0]

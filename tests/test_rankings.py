@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import E1_REF, E1_REWARD
 
 import toybench as tb
 from toybench.rankings import (
@@ -28,8 +29,7 @@ def t64(x):
     return torch.tensor(np.asarray(x), dtype=torch.float64)
 
 
-REWARD = np.array([0.0, 0.5, 1.5, 3.0])
-REF = np.array([0.4, 0.3, 0.2, 0.1])
+REWARD, REF = E1_REWARD, E1_REF
 
 
 def e1():

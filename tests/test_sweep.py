@@ -379,3 +379,23 @@ def test_cli_option_conflicts(tmp_path, capsys, extra, message):
         status = exit_.code
     assert status == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_shards_sharing_one_directory(tmp_path):
+    budget = budget_for(5)
+    driver.run_sweep(SPEC, tmp_path / "whole", max_memory=budget, log=quiet)
+    for i in (1, 2):
+        driver.run_sweep(SPEC, tmp_path / "shared", shard_of=f"{i}/2", max_memory=budget, log=quiet,
+                         consolidate=False)
+    assert not (tmp_path / "shared" / "runs.parquet").exists()
+    assert main(["sweep", "merge", str(tmp_path / "shared")]) == 0
+    same_numbers(tmp_path / "whole", tmp_path / "shared")
+
+
+def test_progress_bar_counts_runs_and_run_steps(tmp_path, capsys):
+    driver.run_sweep(SPEC, tmp_path / "out", progress=True, log=quiet)
+    err = capsys.readouterr().err
+    # 24 runs × 12 steps = 288 run-steps; tqdm's rate unit is run-step/s
+    assert "runs 24/24" in err and "288/288" in err and "run-step/s" in err
+    driver.run_sweep(SPEC, tmp_path / "again", log=quiet)        # not a terminal: no bar
+    assert "run-step" not in capsys.readouterr().err

@@ -22,10 +22,12 @@ def test_bench_quick_prints_every_figure(capsys):
     assert main(["bench", "--quick", "--steps", "2"]) == 0
     out = capsys.readouterr().out
     for words in ("B=1 ", "B=32 ", "batched B=32 / loop", "copy bandwidth", "kB per run-step", "reaches",
-                  "cost per run-step ∝ Y^", "cost per step ∝ B^"):
+                  "cost per run-step ∝ Y^", "cost per step ∝ B^", "this process got"):
         assert words in out, words
 
 
-def test_bench_rejects_bad_steps():
+def test_bench_rejects_bad_steps_and_threads():
     with pytest.raises(ValueError, match="--steps"):
         bench.main(steps=0)
+    with pytest.raises(ValueError, match="--threads"):
+        bench.main(threads=0)

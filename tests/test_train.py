@@ -1,7 +1,6 @@
 """Batched training: fast gradient vs autograd for every loss, optimiser trajectories against
 hand-iterated NumPy and torch.optim.Adam, one-run vs batched equivalence, convergence to π*_β,
 mini-batches, stateful losses, history, determinism and validation."""
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,20 +9,19 @@ import torch
 from conftest import E1_PISTAR, E1_REF, E1_REWARD, e1_problem
 
 import toybench as tb
+from toybench import loss_grads
 from toybench.losses.base import LENGTH_INPUTS, Loss
 from toybench.objective import record_inputs
 from toybench.policies import Policy, Tabular
 from toybench.train import train
 
-train_module = importlib.import_module("toybench.train")   # tb.train is the function, not the module
-
 
 # ------------------------------------------------------------------------ test-only helpers
 class AutogradTabular(Policy):
-    """Tabular's parametrisation in a class that is not ``Tabular``, so ``train`` uses autograd."""
+    """Tabular's parametrisation in a class without ``vjp``, so ``train`` uses autograd."""
 
     def __init__(self, prob, runs, init, dtype=torch.float64):
-        self.problem, self.runs, self.dtype, self.device = prob, runs, dtype, torch.device("cpu")
+        self.prob, self.runs, self.dtype, self.device = prob, runs, dtype, torch.device("cpu")
         self.logits = torch.as_tensor(init, dtype=dtype).expand(runs, prob.P, prob.Y).clone().requires_grad_(True)
 
     def logp(self):
@@ -37,7 +35,7 @@ class SharedLogits(Policy):
     """One ``[P, Y]`` logit table shared by all runs (no run axis on the parameter)."""
 
     def __init__(self, prob, runs):
-        self.problem, self.runs, self.dtype, self.device = prob, runs, torch.float64, torch.device("cpu")
+        self.prob, self.runs, self.dtype, self.device = prob, runs, torch.float64, torch.device("cpu")
         self.logits = prob.ref_logp.clone().requires_grad_(True)
 
     def logp(self):
@@ -45,6 +43,49 @@ class SharedLogits(Policy):
 
     def parameters(self):
         return [self.logits]
+
+
+class ScaledLogits:
+    """A policy that is no ``Policy`` subclass: log π = log_softmax(c·s), with its own VJP
+    c·(g − π·Σ_y g) (or, with ``normalised=False``, c·s unnormalised; ``frozen``: no requires_grad)."""
+
+    def __init__(self, prob, runs, scale=2.0, init=None, normalised=True, frozen=False):
+        self.prob, self.runs, self.scale, self.normalised = prob, runs, scale, normalised
+        start = prob.ref_logp / scale if init is None else torch.as_tensor(init, dtype=torch.float64)
+        self.logits = start.expand(max(runs, 1), prob.P, prob.Y).clone().requires_grad_(not frozen)
+
+    def logp(self):
+        scaled = self.scale * self.logits
+        return torch.log_softmax(scaled, dim=-1) if self.normalised else scaled
+
+    def parameters(self):
+        return [self.logits]
+
+    def vjp(self, grad_logp):
+        prob = self.logp().exp()
+        return [self.scale * (grad_logp - prob * grad_logp.sum(-1, keepdim=True))]
+
+
+class AutogradScaledLogits(ScaledLogits):
+    """The same policy without its VJP (``train`` falls back to autograd)."""
+
+    vjp = None
+
+
+class LogLinear(Policy):
+    """log π(y|x) = log_softmax_y(θ_b·φ(x, y) + log π_ref(y|x)), fixed features φ ``[P, Y, D]``,
+    θ ``[B, D]`` shared by every prompt and response (starts at π_ref with θ = 0)."""
+
+    def __init__(self, prob, runs, features, dtype=torch.float64):
+        self.prob, self.runs, self.dtype, self.device = prob, runs, dtype, torch.device("cpu")
+        self.features, self.ref = features.to(dtype), prob.ref_logp.to(dtype)
+        self.theta = torch.zeros(runs, features.shape[-1], dtype=dtype, requires_grad=True)
+
+    def logp(self):
+        return torch.log_softmax(torch.einsum("pyd,bd->bpy", self.features, self.theta) + self.ref, dim=-1)
+
+    def parameters(self):
+        return [self.theta]
 
 
 @dataclass(frozen=True)
@@ -161,7 +202,7 @@ def test_gradient_paths_on_per_run_samples_match_autograd(name, fields, response
         pairs = pairs.with_fields(score_gap=torch.tensor(rng.uniform(0.2, 1.0, size=(3, n))))
     loss = {"tan_reward_scaled": lambda: tb.losses.make("tan_principled", zeta="reward_scaled"),
             "undefined_on_diagonal": UndefinedOnTheDiagonal}.get(name, lambda: tb.losses.make(name))()
-    assert (train_module._RecordGrid.build(loss, pairs, torch.zeros(1, dtype=torch.float64)) is not None) == grid
+    assert (loss_grads._RecordGrid.build(loss, pairs, torch.zeros(1, dtype=torch.float64)) is not None) == grid
     init = torch.tensor(rng.normal(size=(3, 2, responses)))
     policy = Tabular(prob, runs=3, init=init, dtype=torch.float64)
     train(policy, loss, pairs, steps=1, optimizer="sgd", lr=1.0)
@@ -198,6 +239,46 @@ def test_autograd_policy_path_matches_tabular_fast_path(name, batch_size):
     # float64 rounding of two gradient formulas over 15 SGD steps (SGD, not Adam: Adam's
     # g/√v turns rounding in a near-zero gradient into an O(lr) difference)
     np.testing.assert_allclose(fast.logits.detach().numpy(), slow.logits.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dpo", "simpo", "ipo", "kto", "sppo", "madpo"])
+def test_log_linear_policy_gradient_is_autograd_of_the_population_loss(name):
+    """A policy whose parameters are shared across responses trains through the same loss side:
+    one SGD step with lr = 1 moves θ by −∇_θ L, L the population objective through autograd."""
+    prob = tb.Problem.random(tb.FlatSpace(5, lengths=[1.0, 2.0, 3.0, 4.0, 6.0]), prompts=2, seed=3)
+    rng = np.random.default_rng(4)
+    loss = tb.losses.make(name)
+    pairs = with_needed_fields(loss, tb.population(prob), rng)
+    features = torch.tensor(rng.normal(size=(2, 5, 3)))
+    policy = LogLinear(prob, 2, features)
+    start = torch.tensor(rng.normal(size=(2, 3)))
+    with torch.no_grad():
+        policy.theta.copy_(start)
+    train(policy, loss, pairs, steps=1, optimizer="sgd", lr=1.0)
+
+    theta = start.clone().requires_grad_(True)
+    logp = torch.log_softmax(torch.einsum("pyd,bd->bpy", features, theta) + prob.ref_logp, dim=-1)
+    inputs = record_inputs(loss, logp, pairs)
+    state = {"state": loss.update_state(loss.init_state(2, logp), inputs, pairs.weight)} if loss.stateful else {}
+    (expected,) = torch.autograd.grad((pairs.weight * loss(**inputs, **state)).sum(), theta)
+    assert expected.abs().max() > 1e-4
+    # float64 rounding of two gradient formulas; atol: θ_old − θ_new loses ~1e-16·|θ|
+    np.testing.assert_allclose((start - policy.theta.detach()).numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_a_policy_with_its_own_vjp_matches_autograd_through_logp(batch_size):
+    """Duck typing: an object that is no ``Policy`` subclass trains; its hand VJP and autograd
+    through its ``logp()`` give the same trajectory."""
+    prob = tb.Problem.random(tb.FlatSpace(4), prompts=2, seed=2)
+    init = torch.tensor(np.random.default_rng(5).normal(size=(3, 2, 4)))
+    own, auto = ScaledLogits(prob, 3, init=init), AutogradScaledLogits(prob, 3, init=init)
+    for policy in (own, auto):
+        train(policy, tb.losses.make("ipo", beta=0.5), tb.population(prob), steps=10, optimizer="sgd", lr=0.3,
+              batch_size=batch_size, seed=1)
+    assert not torch.allclose(own.logits, init)
+    # float64 rounding of two gradient formulas over 10 SGD steps
+    np.testing.assert_allclose(own.logits.detach().numpy(), auto.logits.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------ optimiser trajectories
@@ -241,7 +322,7 @@ def test_adam_matches_torch_optim_adam_loop():
 # ------------------------------------------------------------------------ batched == one at a time
 @pytest.mark.parametrize("data", ["per_run_samples", "shared_population", "minibatch_alone"])
 def test_batched_runs_equal_the_same_runs_trained_alone(monkeypatch, data):
-    monkeypatch.setattr(train_module, "RUN_BLOCK", 3)   # blocks of 3 and 1 runs
+    monkeypatch.setattr(loss_grads, "RUN_BLOCK", 3)   # blocks of 3 and 1 runs
     prob = tb.Problem.random(tb.FlatSpace(5), prompts=2, seed=9)
     betas, lrs, seeds = [0.1, 0.5, 1.0, 2.0], [0.02, 0.05, 0.1, 0.05], [10, 11, 12, 13]
     if data == "per_run_samples":
@@ -434,12 +515,16 @@ def _setup(runs=2):
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(policy=torch.zeros(2, 1, 4)), "policy must be a toybench Policy"),
+    (dict(policy=torch.zeros(2, 1, 4)), r"policy must have logp\(\) -> \[B, P, Y\] and parameters\(\)"),
+    (dict(policy=ScaledLogits(e1_problem(), 0)), "policy.runs must be an integer >= 1"),
+    (dict(policy=ScaledLogits(e1_problem(), 2, init=torch.zeros(1, 4), normalised=False)), "must be normalised log-probs"),
+    (dict(policy=ScaledLogits(e1_problem(), 2, frozen=True)), "leaf tensors with requires_grad"),
     (dict(loss=lambda *a: 0), "loss must be a toybench loss"),
     (dict(pairs=(0, 1)), "pairs must be Pairs"),
     (dict(pairs=tb.sample_pairs(e1_problem(), n=5, seed=[0, 1, 2])), "pairs have 3 runs of data"),
     (dict(loss=tb.losses.make("dpo", beta=torch.tensor([0.1, 0.2, 0.3]))), r"\[3\] hyperparameters"),
-    (dict(pairs=tb.population(two_response_problem())), "pairs are for P=1, Y=2"),
+    (dict(pairs=tb.population(two_response_problem())), r"policy.logp\(\) must be a float tensor \[B, P, Y\] = "
+                                                         r"\[2, 1, 2\] for these pairs, got \[2, 1, 4\]"),
     (dict(steps=0), "steps must be >= 1"),
     (dict(steps=2.0), "steps must be an int"),
     (dict(steps=True), "steps must be an int"),

@@ -94,3 +94,43 @@ def bisect(increasing, lo: torch.Tensor, hi: torch.Tensor, steps: int = BISECTIO
         below = increasing(mid) < 0
         lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
     return (lo + hi) / 2
+
+
+# ------------------------------------------------------------------------------ comparison components
+def per_component(ref_logp: torch.Tensor, labels: torch.Tensor, solve) -> torch.Tensor:
+    """log π assembled from one solve per comparison component (``labels`` ``[P, Y]``, from
+    ``toybench.graph.component_labels``): ``solve(inside, log_mass)`` returns log-probs
+    (``[..., P, Y]``) used on the component's members, ``inside`` its ``[P, Y]`` mask and
+    ``log_mass`` ``[P, 1]`` = log π_ref(C) (0 on prompts where C is empty; those rows are unused)."""
+    out = None
+    for k in range(int(labels.max()) + 1):
+        inside = labels == k
+        occupied = inside.any(-1, keepdim=True)
+        log_mass = torch.logsumexp(torch.where(inside, ref_logp, -torch.inf), -1, keepdim=True)
+        part = solve(inside, torch.where(occupied, log_mass, torch.zeros_like(log_mass)))
+        out = torch.where(inside, part, -torch.inf if out is None else out)
+    return out
+
+
+def component_normalised(ref_logp: torch.Tensor, labels: torch.Tensor, logp_of, inverse) -> torch.Tensor:
+    """log π = ``logp_of(c)`` with one constant c per comparison component, each component at its
+    π_ref mass (docs/conventions.md, what solve returns), c by ``bisect``. ``logp_of(c)`` is
+    increasing in c (``c`` broadcast ``[..., P, 1]``); ``inverse(v)`` gives, per response, the c at
+    which its log-prob equals v (``[..., P, 1]``)."""
+
+    def solve(inside, log_mass):
+        log_size = inside.sum(-1, keepdim=True).clamp_min(1).to(ref_logp.dtype).log()
+        occupied = inside.any(-1, keepdim=True)
+
+        def component_min(values):
+            return torch.where(occupied, torch.where(inside, values, torch.inf).amin(-1, keepdim=True), 0.0)
+
+        low = component_min(inverse(log_mass - log_size))   # every member at mass/|C|: sum ≤ mass
+        high = component_min(inverse(log_mass))              # one member at the whole mass: sum ≥ mass
+
+        def excess(c):
+            return torch.logsumexp(torch.where(inside, logp_of(c), -torch.inf), -1, keepdim=True) - log_mass
+
+        return logp_of(bisect(excess, low, high))
+
+    return per_component(ref_logp, labels, solve)

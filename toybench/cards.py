@@ -93,7 +93,7 @@ TARGET_WORDS = re.compile(r"\b(optimum|optima|minimiser|[Nn]umeric|[Tt]arget|fix
 def target_sentence(doc: str) -> str:
     """The first sentence of a docstring's notes about the optimum (target, minimiser, fixed point), or ""."""
     text = " ".join(doc.split())
-    for sentence in re.split(r"(?<=[.])\s+(?=[A-Z])", text):
+    for sentence in re.split(r"(?<=[.])\s+(?=[A-Z`])", text):
         if TARGET_WORDS.search(sentence) and not sentence.startswith(("- ", "State", "``")):
             return sentence
     return ""

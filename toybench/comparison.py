@@ -21,15 +21,16 @@ from .losses.base import LENGTH_INPUTS
 from .losses.fdiv import with_rewards
 from .losses.token import TOKEN_INPUTS
 from .pairs import Pairs, population, sample_pairs
-from .solve import NoFiniteMinimum, solve
+from .solve import NoFiniteMinimum, Solution, solve
 
 COLUMNS = {
     "loss": "the loss and every hyperparameter it was solved with",
     "beta": "the β of π*_β that the KL/TV columns compare with (empty: the loss has no β)",
     "noise": "label-flip rate of the records",
     "target_kind": "closed | projection | numeric | none: what is known of the loss's minimiser",
-    "case": "how tb.solve found the minimiser (convex Newton, lp, nonconvex multi-start, fixed_point)",
-    "identified": "the records determine the minimiser uniquely (False: part of it is free)",
+    "case": "how the minimiser was found (tb.solve: convex Newton, lp, nonconvex multi-start, fixed_point; "
+            "lists: solve_lists)",
+    "identified": "the records determine the minimiser uniquely (False: part of it is free; empty: not checked)",
     "kl_to_pistar": "KL(π‖π*_β)",
     "kl_from_pistar": "KL(π*_β‖π)",
     "tv_to_pistar": "total variation between π and π*_β",
@@ -120,7 +121,7 @@ def records(loss: Loss, prob, noise=0.0, *, samples: int | None = None, seeds=(0
     reward of both responses for the list modes of fpo/exo (``with_rewards``). ``ddo`` is unpaired:
     chosen y ~ p_data = softmax(s), rejected y′ ~ π_ref (``ddo_pairs``; there are no labels, so
     ``noise`` must be 0). Token lengths come from ``prob.space.lengths`` and the token views of a
-``SequenceSpace`` from the policy table (``toybench.objective``)."""
+    ``SequenceSpace`` from the policy table (``toybench.objective``)."""
     if loss.name == "ddo":
         return _ddo_records(prob, noise, samples, seeds, scores)
     if samples is None:
@@ -154,11 +155,30 @@ def _ddo_records(prob, noise, samples, seeds, scores) -> Pairs:
     return Pairs(stack("prompt"), stack("chosen"), stack("rejected"), stack("weight"), prob)
 
 
-def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None):
+def _solve_lists(loss: Loss, prob, noise: float, lists: tuple[int, str, bool]) -> Solution:
+    """A list loss's exact minimiser on every Plackett–Luce ranking of k-subsets (``solve_lists``)."""
+    from .losses.listwise import solve_lists
+    from .rankings import list_population
+    if not hasattr(loss, "list_loss"):
+        raise ValueError(f"loss {loss.name!r} is not a list loss; with lists compare only list losses "
+                         "(plackett_luce, lipo, rank_dpo, tpo, irpo, anchored_dpo, curry_dpo, fpo, exo)")
+    if noise != 0:
+        raise ValueError("Plackett–Luce lists have no label noise; use noise 0")
+    size, candidates, reward_scores = lists
+    found = solve_lists(loss, list_population(prob, size, candidates, reward_scores))
+    return Solution(found.logp, float(found.value.reshape(-1)[0]), "lists", found.certificate, found.logp.isinf(),
+                    None, None, 1, f"Newton on every ranking of {size}-subsets ({candidates} candidate sets, "
+                    f"solve_lists); gradient norm {found.certificate:.2g}")
+
+
+def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None, lists: tuple[int, str, bool] | None = None):
     """One row per loss, per run of a loss with ``[B]`` hyperparameters, and per noise rate
     (``noise`` a number, a list or a ``[B]`` tensor of rates); columns as in ``COLUMNS``. A loss whose infimum is
     at infinity gets ``case = "no finite minimum"`` and NaN metrics instead of stopping the table.
     ``scores``: reward-model scores ``[P, Y]`` for the losses that read them (see ``records``).
+    ``lists=(k, candidates, reward_scores)``: list losses on every Plackett–Luce ranking of k-subsets
+    drawn by the candidate law ("uniform" or "ref"), labelled by rank or (``reward_scores``) by the
+    items' rewards (``toybench.rankings.list_population``), instead of pairs.
     KL values rounded below zero are clamped at 0."""
     import pandas as pd
 
@@ -173,21 +193,21 @@ def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None):
         loss = loss_from_spec(spec)
         for b in range(loss.runs or 1):
             one = run_loss(loss, b) if loss.runs else loss
-            rows += [_row(prob, one, rate, top, scores) for rate in rates]
+            rows += [_row(prob, one, rate, top, scores, lists) for rate in rates]
     return pd.DataFrame(rows)
 
 
-def _row(prob, loss, noise, top, scores) -> dict:
+def _row(prob, loss, noise, top, scores, lists) -> dict:
     beta = getattr(loss, "beta", None)
     row = {"loss": spec_of(loss), "beta": beta, "noise": noise, "target_kind": loss.target_kind}
     try:
-        sol = solve(loss, records(loss, prob, noise, scores=scores))
+        sol = _solve_lists(loss, prob, noise, lists) if lists else solve(loss, records(loss, prob, noise, scores=scores))
     except NoFiniteMinimum as err:
         row.update(case="no finite minimum", identified=False, note=str(err))
         return row
     logp = sol.logp
     weights = prob.prompt_weights
-    row.update(case=sol.case, identified=bool(sol.identified))
+    row.update(case=sol.case, identified=None if sol.identified is None else bool(sol.identified))
     if prob.reward is not None and beta is not None:
         pistar = optima.reverse_kl(prob, beta)
         row.update(kl_to_pistar=max(0.0, float(metrics.kl(logp, pistar, prompt_weights=weights))),
@@ -203,7 +223,7 @@ def _row(prob, loss, noise, top, scores) -> dict:
     order = torch.argsort(probs, descending=True)[:top]
     row["top_prompt0"] = " ".join(f"{prob.space.label(int(y))}:{float(probs[y]):.3f}" for y in order)
     row["value"] = float(sol.value)
-    if not sol.identified:
+    if sol.identified is False:
         row["note"] = sol.message
     row["solver"] = sol.message
     return row

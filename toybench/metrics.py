@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from ._numerics import flat_index
 from .objective import objective
 
 NORMALISATION_TOL = 1e-4
@@ -174,12 +175,12 @@ def _check_pairs(pairs, table: torch.Tensor, name: str) -> None:
 def _gather(table: torch.Tensor, pairs, responses: torch.Tensor) -> torch.Tensor:
     """log π(y_k|x_k) per record: ``[..., N]`` for shared records, ``[B, N]`` for per-run ones."""
     Y = table.shape[-1]
-    flat_index = (pairs.prompt * Y + responses).to(table.device)
+    index = flat_index(pairs.prompt, responses, Y).to(table.device)
     flat = table.flatten(-2)
     if pairs.runs == 1:
-        return flat[..., flat_index[0]]
+        return flat[..., index[0]]
     flat = flat.reshape(-1, flat.shape[-1]).expand(pairs.runs, -1)
-    return flat.gather(1, flat_index.expand(pairs.runs, -1))
+    return flat.gather(1, index.expand(pairs.runs, -1))
 
 
 def _record_mean(values: torch.Tensor, pairs) -> torch.Tensor:
@@ -228,7 +229,7 @@ def _unseen(table: torch.Tensor, pairs) -> torch.Tensor:
     seen = torch.zeros(pairs.runs, P * Y, dtype=torch.float64, device=table.device)
     positive = (pairs.weight > 0).to(device=table.device, dtype=torch.float64)
     for responses in (pairs.chosen, pairs.rejected):
-        index = (pairs.prompt * Y + responses).to(table.device).expand(pairs.runs, -1)
+        index = flat_index(pairs.prompt, responses, Y).to(table.device).expand(pairs.runs, -1)
         seen.scatter_add_(1, index, positive)
     return (seen == 0).reshape(pairs.runs, P, Y)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_probability_rate, hyper_values, run_count
+from ._numerics import flat_index
 from .problem import Problem
 
 
@@ -74,7 +75,7 @@ class Pairs:
         """D(x, a, b) ``[R, P, Y, Y]``: the weight of each ordered record (R = runs)."""
         prob = self.problem
         table = torch.zeros(self.runs, prob.P, prob.Y, prob.Y, dtype=torch.float64, device=self.weight.device)
-        flat = (self.prompt * prob.Y + self.chosen) * prob.Y + self.rejected
+        flat = flat_index(flat_index(self.prompt, self.chosen, prob.Y), self.rejected, prob.Y)
         flat = flat.expand_as(self.weight)
         table.view(self.runs, -1).scatter_add_(1, flat, self.weight.to(torch.float64))
         return table

@@ -1,9 +1,24 @@
 """Policies: B independent copies of a model that gives the exact log-prob table ``[B, P, Y]``.
 
-The protocol every policy follows (``Policy``): ``problem`` (the Problem it answers), ``runs`` (B),
-``dtype``, ``device``, ``logp()`` (the exact table log π_θ(y|x), ``[B, P, Y]``) and
-``parameters()`` (the tensors ``train`` optimises, each with requires_grad and a leading run
-axis B, so that run b's parameters are slice b of each).
+**The policy protocol.** ``tb.train`` trains any object that has
+
+- ``runs``: B, the number of independent copies;
+- ``prob``: the ``Problem`` whose P prompts and Y responses it answers;
+- ``logp()``: the exact table log π_θ(y|x) ``[B, P, Y]``, normalised over the Y responses, in
+  the parameters' dtype and on their device;
+- ``parameters()``: the tensors ``train`` optimises, a list of leaf tensors with
+  ``requires_grad``, each with the run axis B first, so that run b's parameters are slice b of
+  each (a ``[B]`` learning rate scales each run's slice);
+- optionally ``vjp(grad_logp)``: the vector–Jacobian product, a list with one tensor per
+  parameter: the gradient of Σ grad_logp·logp() (sum over every entry) with respect to
+  ``parameters()`` at their current values, for ``grad_logp`` ``[B, P, Y]`` (∂L/∂log π).
+
+``train`` splits at ∂L/∂log π: the loss side (``toybench.loss_grads``) turns records into
+∂L/∂log π, and the policy side pulls it back to the parameters with the policy's own ``vjp``
+or, when it has none, with one ``torch.autograd.grad`` through the graph of ``logp()``
+(``logp_and_vjp``). A policy with a cheap closed-form Jacobian (``Tabular``) gives ``vjp``; any
+other needs only ``logp()`` and ``parameters()``. ``Policy`` is an optional base class that
+states the protocol; ``train`` does not ask for it.
 
 ``Tabular`` is the simplest: one free logit s(b, x, y) per run, prompt and response,
 π_θ(y|x) = softmax_y s(x, ·). It starts at π_ref (s = log π_ref) or at a given ``init``.
@@ -18,20 +33,39 @@ from .problem import Problem
 
 
 class Policy(ABC):
-    """B independent policies over a Problem's responses; see the module docstring."""
+    """B independent policies over a Problem's responses: the protocol of the module docstring
+    (``vjp`` is optional and not declared here, so a subclass without one gets autograd)."""
 
-    problem: Problem
+    prob: Problem
     runs: int
     dtype: torch.dtype
     device: torch.device
 
     @abstractmethod
     def logp(self) -> torch.Tensor:
-        """Exact log-prob table ``[B, P, Y]`` in the policy's dtype, on its device."""
+        """Exact log-prob table ``[B, P, Y]``, normalised over Y, in the policy's dtype, on its device."""
 
     @abstractmethod
     def parameters(self) -> list[torch.Tensor]:
-        """The trainable tensors (requires_grad), each with a leading run axis B."""
+        """The trainable leaf tensors (requires_grad), each with a leading run axis B."""
+
+
+def logp_and_vjp(policy):
+    """The policy's log-probs ``[B, P, Y]`` (detached) and the pull-back ``grad_logp ↦`` parameter
+    gradients at them: the policy's own ``vjp`` when it has one (then ``logp()`` runs without a
+    graph), else one ``torch.autograd.grad`` through the graph of this ``logp()`` call (one
+    forward and one backward per step; a parameter that ``logp()`` does not use gets zeros)."""
+    if callable(getattr(policy, "vjp", None)):
+        with torch.no_grad():
+            return policy.logp(), policy.vjp
+    params = list(policy.parameters())
+    with torch.enable_grad():
+        logp = policy.logp()
+
+    def vjp(grad_logp: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(logp, params, grad_logp, allow_unused=True, materialize_grads=True))
+
+    return logp.detach(), vjp
 
 
 def log_normalize(logits: torch.Tensor) -> torch.Tensor:
@@ -68,7 +102,7 @@ class Tabular(Policy):
     def __init__(self, prob: Problem, runs: int = 1, init=None, dtype: torch.dtype = torch.float32, device=None):
         if not isinstance(prob, Problem):
             raise ValueError(f"Tabular needs a Problem, got {type(prob).__name__}")
-        self.problem = prob
+        self.prob = prob
         self.runs = check_runs(runs)
         self.dtype = check_dtype(dtype)
         start = prob.ref_logp if init is None else init
@@ -100,15 +134,12 @@ class Tabular(Policy):
     def parameters(self) -> list[torch.Tensor]:
         return [self.logits]
 
-    def logit_grad(self, dlogp: torch.Tensor, runs: slice = slice(None), logp: torch.Tensor | None = None):
-        """∂/∂s from ∂/∂log π through the softmax Jacobian: g_s = g − π·Σ_y g, per prompt.
-
-        (∂ log π_y/∂s_k = 1[y = k] − π_k.) ``dlogp`` is ``[b, P, Y]`` for the runs ``runs``
-        (default all), so ``train`` can work on a cache-sized block of runs at a time; ``logp``,
-        those runs' current log-probs if the caller has them, saves recomputing them."""
+    def vjp(self, grad_logp: torch.Tensor) -> list[torch.Tensor]:
+        """[∂/∂s] from g = ∂/∂log π through the softmax Jacobian: g − π·Σ_y g, per prompt
+        (∂ log π_y/∂s_k = 1[y = k] − π_k), without an autograd graph."""
         with torch.no_grad():
-            prob = (log_normalize(self.logits[runs]) if logp is None else logp).exp()
-            return dlogp - prob * dlogp.sum(-1, keepdim=True)
+            prob = self.logp().exp_()
+            return [grad_logp - prob.mul_(grad_logp.sum(-1, keepdim=True))]
 
     def __repr__(self) -> str:
-        return f"Tabular(P={self.problem.P}, Y={self.problem.Y}, runs={self.runs}, dtype={self.dtype})"
+        return f"Tabular(P={self.prob.P}, Y={self.prob.Y}, runs={self.runs}, dtype={self.dtype})"

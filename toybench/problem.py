@@ -230,6 +230,27 @@ def did_rejected_logp(prob: Problem) -> torch.Tensor:
     return torch.log_softmax(prob.ref_logp - prob.reward, dim=-1)
 
 
+E1_REF = (0.4, 0.3, 0.2, 0.1)
+"""π_ref of E1, the worked example (docs/conventions.md)."""
+E1_REWARD = (0.0, 0.5, 1.5, 3.0)
+"""Bradley–Terry reward of E1."""
+
+
+def e1(pair_dist="uniform", lengths=None) -> Problem:
+    """E1, the worked example used by the claims, the tests and the docs: one prompt, four
+    responses, BT reward r = (0, 0.5, 1.5, 3), π_ref = (0.4, 0.3, 0.2, 0.1).
+
+    ``pair_dist``: ``"uniform"`` (W_u, the default), ``"ref"`` (W_s = π_ref ⊗ π_ref), ``"chain"``
+    (W_c: only the adjacent pairs (0, 1), (1, 2), (2, 3)) or anything ``Problem`` accepts;
+    ``lengths``: per-response token lengths, for length-aware losses."""
+    if isinstance(pair_dist, str) and pair_dist == "chain":
+        pair_dist = torch.zeros(1, 4, 4, dtype=torch.float64)
+        pair_dist[0, [0, 1, 2], [1, 2, 3]] = 1.0
+    return Problem(FlatSpace(4, lengths=None if lengths is None else list(lengths)),
+                   torch.tensor([E1_REF], dtype=torch.float64).log(),
+                   reward=torch.tensor([E1_REWARD], dtype=torch.float64), pair_dist=pair_dist)
+
+
 def _log_of_probs(ref_probs) -> torch.Tensor:
     """log π_ref from probabilities: non-negative, full support, rows summing to one."""
     probs = _float64(ref_probs, "ref_probs")

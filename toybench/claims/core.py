@@ -11,22 +11,10 @@ import torch
 
 from .. import losses, metrics, optima
 from ..pairs import Pairs, population
-from ..problem import Problem
+from ..problem import Problem, e1
 from ..solve import NoFiniteMinimum, solve
 from ..spaces import FlatSpace
 from .registry import claim
-
-E1_REF = (0.4, 0.3, 0.2, 0.1)
-E1_REWARD = (0.0, 0.5, 1.5, 3.0)
-
-
-def e1(pair_dist="uniform") -> Problem:
-    """The worked instance E1 (docs/conventions.md) under a pair law: "uniform" (W_u), "ref" (W_s) or "chain" (W_c)."""
-    if pair_dist == "chain":
-        pair_dist = torch.zeros(1, 4, 4, dtype=torch.float64)
-        pair_dist[0, [0, 1, 2], [1, 2, 3]] = 1.0
-    return Problem(FlatSpace(4), torch.tensor([E1_REF], dtype=torch.float64).log(),
-                   reward=torch.tensor([E1_REWARD], dtype=torch.float64), pair_dist=pair_dist)
 
 
 def random_table(P: int, Y: int, seed: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ the independently derived multi-start E1 values (checked in tests/test_claims_le
 
 def e1_lengths(pair_dist="uniform", lengths=UNIT) -> Problem:
     """E1 under a pair law ("uniform" W_u, "ref" W_s, "chain" W_c) with per-response token lengths."""
-    return e1(pair_dist).replace(space=FlatSpace(4, lengths=list(lengths)))
+    return e1(pair_dist, lengths=lengths)
 
 
 def solved(loss, prob) -> torch.Tensor:

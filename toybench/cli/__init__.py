@@ -4,11 +4,13 @@ Each subcommand is a module of this package with ``add_parser(subparsers)``, whi
 subcommand's parser (``_options.add_command``) and sets its handler with
 ``set_defaults(run=handler)``; a handler takes the parsed arguments and returns the exit status.
 Adding a subcommand is one new module and one entry in ``COMMANDS``. Every error is one line on
-stderr and exit status 2.
+stderr: exit status 2 for bad input (``ValueError``), 1 for anything else (a bug; the environment
+variable ``TOYBENCH_TRACEBACK=1`` shows its traceback).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -46,6 +48,12 @@ def main(argv=None) -> int:
     except BrokenPipeError:      # output piped into a reader that closed early (e.g. `| head`)
         sys.stdout = None
         return 0
+    except Exception as err:     # a bug, not bad input: one line, status 1, the traceback on request
+        if os.environ.get("TOYBENCH_TRACEBACK"):
+            raise
+        print(f"toybench {args.command}: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
+              "(a bug: please report it; TOYBENCH_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 def _fail(where: str, err: Exception) -> int:

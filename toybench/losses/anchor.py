@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
-from .._numerics import softplus
+from .._numerics import bisect, softplus
 from ..pairs import population
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -262,12 +262,10 @@ def _profile_delta(chosen_reward, rejected_reward, weight):
     high = torch.where(finite, both, -torch.inf).amax(-1, keepdim=True)
     low = torch.where(torch.isfinite(low), low, 0.0) - PROFILE_MARGIN
     high = torch.where(torch.isfinite(high), high, 0.0) + PROFILE_MARGIN
-    for _ in range(PROFILE_STEPS):
-        mid = (low + high) / 2
-        slope = _weighted_mean(torch.sigmoid(mid - chosen_reward) - torch.sigmoid(rejected_reward - mid), weight)
-        below = slope[:, None] < 0
-        low, high = torch.where(below, mid, low), torch.where(below, high, mid)
-    return ((low + high) / 2)[:, 0]
+    def slope(delta):
+        return _weighted_mean(torch.sigmoid(delta - chosen_reward) - torch.sigmoid(rejected_reward - delta), weight)[:, None]
+
+    return bisect(slope, low, high, steps=PROFILE_STEPS)[:, 0]
 
 
 @register

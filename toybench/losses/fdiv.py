@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from .._checks import check_choice, check_positive, check_range
-from .._numerics import Z_CAP, exp_difference, log_sigmoid, run_axis, softplus
+from .._numerics import Z_CAP, exp_difference, log_sigmoid, per_component, run_axis, softplus
 from ..graph import component_labels
 from ..optima.fdiv import DIVERGENCES, target_within
 from ._targets import is_zero, potential_target
@@ -142,17 +142,12 @@ class FDPO(Loss):
             return None
         alpha = run_axis(self.alpha, "alpha") if self.divergence == "alpha" else torch.tensor(1.0, dtype=torch.float64)
         value = prob.reward / run_axis(self.beta, "beta")
-        labels = component_labels(prob.pair_weights())
-        out = None
-        for k in range(int(labels.max()) + 1):
-            inside = labels == k
+        def solve(inside, log_mass):
             weight = torch.where(inside, prob.ref_logp, -torch.inf)
-            present = inside.any(-1, keepdim=True)
-            weight = torch.where(present, weight, prob.ref_logp)  # placeholder rows, discarded below
-            mass = torch.logsumexp(weight, -1, keepdim=True)
-            part = target_within(weight, value, mass, self.divergence, alpha)
-            out = part if out is None else torch.where(inside, part, out)
-        return out
+            weight = torch.where(inside.any(-1, keepdim=True), weight, prob.ref_logp)  # placeholder rows, unused
+            return target_within(weight, value, log_mass, self.divergence, alpha)
+
+        return per_component(prob.ref_logp, component_labels(prob.pair_weights()), solve)
 
 
 # ------------------------------------------------------------------------------ f-PO and EXO

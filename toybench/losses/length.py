@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_positive, check_range, hyper_values
-from .._numerics import Z_CAP, bisect, exp_difference, log1mexp, log_sigmoid, run_axis, softplus
+from .._numerics import Z_CAP, bisect, component_normalised, exp_difference, log1mexp, log_sigmoid, run_axis, softplus
 from ..graph import component_labels
 from ..pairs import population
 from ._targets import is_zero, potential_target
@@ -47,31 +47,8 @@ def _lengths(prob) -> torch.Tensor | None:
 
 
 def _component_normalised(prob, logp_of, inverse) -> torch.Tensor:
-    """log π = ``logp_of(c)`` with one constant c per comparison component, each component at its
-    π_ref mass (docs/conventions.md, what solve returns). ``logp_of(c)`` is increasing in c (``c`` broadcast ``[..., P, 1]``);
-    ``inverse(v)`` gives, per response, the c at which its log-prob equals v (``[..., P, 1]``)."""
-    labels = component_labels(prob.pair_weights())                               # [P, Y]
-    out = None
-    for k in range(int(labels.max()) + 1):
-        inside = labels == k
-        occupied = inside.any(-1, keepdim=True)
-        log_mass = torch.logsumexp(torch.where(inside, prob.ref_logp, -torch.inf), -1, keepdim=True)
-        log_mass = torch.where(occupied, log_mass, torch.zeros_like(log_mass))
-        log_size = inside.sum(-1, keepdim=True).clamp_min(1).to(torch.float64).log()
-
-        def component_min(values, inside=inside):
-            return torch.where(inside, values, torch.inf).amin(-1, keepdim=True)
-
-        lo = component_min(inverse(log_mass - log_size))   # every member at mass/|C|: sum ≤ mass
-        hi = component_min(inverse(log_mass))              # one member at the whole mass: sum ≥ mass
-        lo, hi = torch.where(occupied, lo, 0.0), torch.where(occupied, hi, 0.0)
-
-        def excess(c, inside=inside, log_mass=log_mass):
-            return torch.logsumexp(torch.where(inside, logp_of(c), -torch.inf), -1, keepdim=True) - log_mass
-
-        logp = logp_of(bisect(excess, lo, hi))
-        out = torch.where(inside, logp, -torch.inf if out is None else out)
-    return out
+    """``component_normalised`` on the problem's comparison components."""
+    return component_normalised(prob.ref_logp, component_labels(prob.pair_weights()), logp_of, inverse)
 
 
 class _LogisticScaledMargin(MarginLoss):

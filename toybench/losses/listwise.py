@@ -19,10 +19,9 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_choice, check_positive
-from .._numerics import run_axis
+from .._numerics import flat_index, run_axis, softplus
 from ._targets import is_zero, potential_target
 from .base import Loss, register
 
@@ -75,7 +74,7 @@ def predicted_rank(scores) -> torch.Tensor:
 
 def pairwise_logistic(s, weight) -> torch.Tensor:
     """Σ_{i,j} weight_ij·sp(−(s_i − s_j)) ``[B, N]``."""
-    return (weight * F.softplus(s[..., None, :] - s[..., :, None])).sum((-1, -2))
+    return (weight * softplus(s[..., None, :] - s[..., :, None])).sum((-1, -2))
 
 
 def _bt_target(loss, prob, noise, beta):
@@ -190,7 +189,7 @@ class TPO(ListLoss):
         s = self.scaled(logp, ref_logp)
         psi = labels(scores, s)
         sign = torch.sign(psi[..., :, None] - psi[..., None, :])
-        terms = F.softplus(-sign * (s[..., :, None] - s[..., None, :]))
+        terms = softplus(-sign * (s[..., :, None] - s[..., None, :]))
         count = (sign != 0).sum((-1, -2)).clamp_min(1)
         return torch.where(sign != 0, terms, 0.0).sum((-1, -2)) / count
 
@@ -222,7 +221,7 @@ class IRPO(ListLoss):
         position = torch.arange(1, s.shape[-1] + 1, dtype=s.dtype, device=s.device)
         disc = math.log(2) / torch.log1p(position)
         weight = (relevant * disc)[..., :, None] * (~relevant)[..., None, :]
-        return F.softplus(-(weight * (s[..., :, None] - s[..., None, :])).sum((-1, -2)))
+        return softplus(-(weight * (s[..., :, None] - s[..., None, :])).sum((-1, -2)))
 
 
 @register
@@ -308,7 +307,7 @@ def list_inputs(logp: torch.Tensor, lists) -> tuple[torch.Tensor, torch.Tensor, 
     """(log π of the listed items ``[B, N, k]``, log π_ref of them, scores) for a policy table ``[B, P, Y]``."""
     prob = lists.problem
     runs = max(logp.shape[0], lists.runs)
-    index = (lists.prompt[..., None] * prob.Y + lists.items).to(logp.device)
+    index = flat_index(lists.prompt[..., None], lists.items, prob.Y).to(logp.device)
     flat = lambda table: table.reshape(table.shape[0], -1)  # noqa: E731
     take = lambda table: flat(table).expand(max(table.shape[0], index.shape[0]), -1).gather(  # noqa: E731
         1, flat(index).expand(max(table.shape[0], index.shape[0]), -1)).reshape(-1, *index.shape[1:]).expand(

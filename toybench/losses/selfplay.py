@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_choice, check_positive
-from .._numerics import softplus
+from .._numerics import flat_index, softplus
 from ..pairs import Pairs
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -55,8 +55,8 @@ def with_win_probs(pairs: Pairs, policy_logp=None) -> Pairs:
     win = win.reshape(-1, prob.P * prob.Y).to(pairs.prompt.device)
     runs = max(win.shape[0], pairs.runs)
     flat = win.expand(runs, -1)
-    chosen = flat.gather(1, (pairs.prompt * prob.Y + pairs.chosen).expand(runs, -1))
-    rejected = flat.gather(1, (pairs.prompt * prob.Y + pairs.rejected).expand(runs, -1))
+    chosen = flat.gather(1, flat_index(pairs.prompt, pairs.chosen, prob.Y).expand(runs, -1))
+    rejected = flat.gather(1, flat_index(pairs.prompt, pairs.rejected, prob.Y).expand(runs, -1))
     pair = prob.preference_matrix().to(pairs.prompt.device)[pairs.prompt, pairs.chosen, pairs.rejected]
     return pairs.with_fields(chosen_win_prob=chosen, rejected_win_prob=rejected, pair_win_prob=pair)
 

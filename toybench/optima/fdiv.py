@@ -25,12 +25,9 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_choice, check_positive, run_count
-from .._numerics import run_axis
+from .._numerics import bisect, run_axis
 
 DIVERGENCES = ("reverse_kl", "forward_kl", "js", "alpha")
-BISECTION_STEPS = 200
-"""Halvings of the bracket in log x: the bracket spans < 2000 in log x, so 200 halvings reach
-float64 resolution with a wide margin."""
 
 
 def _neg_log_inverse(x: torch.Tensor, divergence: str, alpha: torch.Tensor) -> torch.Tensor:
@@ -70,15 +67,13 @@ def target_within(log_weight: torch.Tensor, value: torch.Tensor, log_mass: torch
     low = _log_h_inverse(at_top - log_mass, divergence, alpha)     # Σ ≥ mass: top term alone
     high = _log_h_inverse(total - log_mass, divergence, alpha)     # Σ ≤ mass: every gap at 0
     low, high = torch.broadcast_tensors(low, high)
-    low, high = low.clone(), high.clone()
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (low + high)
-        log_sum = torch.logsumexp(log_weight - _neg_log_inverse(mid.exp() + gap, divergence, alpha), -1,
-                                  keepdim=True)
-        above = log_sum > log_mass
-        low = torch.where(above, mid, low)
-        high = torch.where(above, high, mid)
-    logp = log_weight - _neg_log_inverse(high.exp() + gap, divergence, alpha)
+
+    def shortfall(log_x):   # log mass − log Σ π, increasing in log x
+        return log_mass - torch.logsumexp(log_weight - _neg_log_inverse(log_x.exp() + gap, divergence, alpha), -1,
+                                          keepdim=True)
+
+    log_x = bisect(shortfall, low, high)
+    logp = log_weight - _neg_log_inverse(log_x.exp() + gap, divergence, alpha)
     logp = torch.where(inside, logp, -torch.inf)
     return logp - torch.logsumexp(logp, -1, keepdim=True) + log_mass
 

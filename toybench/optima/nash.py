@@ -24,6 +24,15 @@ import torch
 from .._checks import check_positive, hyper_values
 
 ARMIJO = 1e-4
+CONTINUATION = 4.0
+"""Largest factor by which 1/β grows from one continuation stage to the next (halved in log after a
+stage that does not converge, doubled back after one that does)."""
+STAGE_TOL = 1e-8
+"""Scaled residual at which an intermediate continuation stage hands over to the next."""
+STAGE_ITER = 20
+DIRECT_ITER = 10
+"""Newton iterations tried straight at the target β before falling back to continuation."""
+"""Newton iterations allowed per continuation stage before the stage is retried with a smaller step."""
 MAX_HALVINGS = 60
 EPS = float(torch.finfo(torch.float64).eps)
 
@@ -84,13 +93,18 @@ def nash(prob, beta, *, tol: float = 1e-13, max_iter: int = 100, return_certific
 
     Solves F(u) = u − log π_ref − A·softmax(u)/β = 0 for logits u (A = M − ½; the root is the
     equilibrium's logits, its log-partition included) by Newton's method with an Armijo line
-    search on ½‖F‖², from u = log π_ref, all prompts and β values at once. The Jacobian
-    J = I − A·(diag π − ππᵀ)/β is nonsingular everywhere (x = ASx/β gives xᵀSx = 0, so Sx = 0 and
-    x = 0) and ‖F(u)‖ bounds ‖u‖, so level sets are compact: backtracking Newton converges from
-    any start, quadratically near the root (Nocedal & Wright, Numerical Optimization, Thm 11.6)
-    [derived]. Stops when ‖F‖_∞ ≤ ``tol``·(1 + ‖log π_ref‖_∞ + ‖A‖_∞/β); raises ValueError
-    after ``max_iter`` iterations. Source: Munos et al., arXiv 2312.00886 (the regularised
-    Nash equilibrium)."""
+    search on ½‖F‖², all prompts and β values at once. The Jacobian J = I − A·(diag π − ππᵀ)/β is
+    nonsingular everywhere (x = ASx/β gives xᵀSx = 0, so Sx = 0 and x = 0) and ‖F(u)‖ bounds ‖u‖,
+    so level sets are compact: backtracking Newton converges from any start, quadratically near
+    the root (Nocedal & Wright, Numerical Optimization, Thm 11.6) [derived]. Far from the root at
+    small β its steps are short, so β is reached by continuation along the equilibrium path,
+    which is smooth in β (implicit function theorem, J nonsingular): from β₀ = max(β, ‖A‖_∞),
+    where π_ref is a good start, 1/β grows by up to ``CONTINUATION`` per stage, each stage started
+    from the previous answer moved along the path's tangent (Euler predictor); a stage that does not
+    converge in ``STAGE_ITER`` iterations is retried with a smaller step. Stops when
+    ‖F‖_∞ ≤ ``tol``·(1 + ‖log π_ref‖_∞ + ‖A‖_∞/β); raises ValueError when the final solve needs more
+    than ``max_iter`` iterations or the continuation stalls. Source: Munos et al., arXiv
+    2312.00886 (the regularised Nash equilibrium)."""
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not tol > 0:
@@ -98,27 +112,63 @@ def nash(prob, beta, *, tol: float = 1e-13, max_iter: int = 100, return_certific
     ref, scaled, betas = _game(prob, beta)
     shape = ref.shape
     ref, scaled = ref.reshape(-1, shape[-1]), scaled.expand(*shape, shape[-1]).reshape(-1, shape[-1], shape[-1])
-    scale = 1 + ref.abs().amax(-1) + scaled.abs().sum(-1).amax(-1)
-    logits = ref.clone()
-    eye = torch.eye(shape[-1], dtype=torch.float64, device=ref.device)
-    residual = _residual(logits, ref, scaled)
-    for iterations in range(max_iter + 1):
-        active = residual.abs().amax(-1) > tol * scale
-        if not active.any():
-            break
-        if iterations == max_iter:
-            worst = float((residual.abs().amax(-1) / scale).max())
-            raise ValueError(f"nash did not converge in {max_iter} Newton iterations (scaled residual "
-                             f"{worst:.3g}); raise max_iter or tol")
-        policy = torch.softmax(logits, -1)
-        spread = torch.diag_embed(policy) - policy[:, :, None] * policy[:, None, :]
-        step = -torch.linalg.solve(eye - scaled @ spread, residual.unsqueeze(-1)).squeeze(-1)
-        logits, residual = _line_search(logits, residual, step, ref, scaled, active)
+    target = torch.as_tensor(betas, dtype=torch.float64).expand(*shape[:-1]).reshape(-1).reciprocal()   # 1/β
+    antisym = scaled / target[:, None, None]
+    # Newton straight at β first; rows it does not settle within DIRECT_ITER restart the continuation
+    direct, done, iterations = _newton(ref.clone(), ref, scaled, STAGE_TOL, DIRECT_ITER)
+    easy = torch.minimum(target, antisym.abs().sum(-1).amax(-1).clamp_min(1e-300).reciprocal())
+    current = torch.where(done, target, easy)
+    logits, _, used = _newton(torch.where(done[:, None], direct, ref), ref, antisym * current[:, None, None],
+                              STAGE_TOL, max_iter)
+    iterations += used
+    factor = torch.full_like(target, CONTINUATION)
+    while (current < target).any():
+        moving = current < target
+        proposal = torch.where(moving, torch.minimum(target, current * factor), current)
+        start = logits + (proposal - current)[:, None] * _path_tangent(logits, antisym * current[:, None, None], antisym)
+        trial, done, used = _newton(torch.where(moving[:, None], start, logits), ref,
+                                    antisym * proposal[:, None, None], STAGE_TOL, STAGE_ITER)
+        iterations += used
+        accept, reject = moving & done, moving & ~done
+        logits, current = torch.where(accept[:, None], trial, logits), torch.where(accept, proposal, current)
+        factor = torch.where(accept, (factor * 2).clamp(max=CONTINUATION), factor.sqrt())
+        if bool((reject & (factor < 1 + 1e-9)).any()):
+            raise ValueError(f"nash's continuation in β stalled at β = {float(1 / current[reject].max()):.3g}; "
+                             "raise max_iter or tol")
+    logits, done, used = _newton(logits, ref, scaled, tol, max_iter)
+    if not bool(done.all()):
+        raise ValueError(f"nash did not converge in {max_iter} Newton iterations; raise max_iter or tol")
     logp = torch.log_softmax(logits, -1).reshape(shape)
     if not return_certificate:
         return logp
     kl, log_residual = _kl_to_best_response(logp, ref.reshape(shape), scaled.reshape(*shape, shape[-1]))
-    return logp, NashCertificate(log_residual, betas * kl, (kl / 2).sqrt(), iterations)
+    return logp, NashCertificate(log_residual, betas * kl, (kl / 2).sqrt(), iterations + used)
+
+
+def _path_tangent(logits, scaled, antisym):
+    """du/dκ along the equilibrium path, κ = 1/β: differentiating u − log π_ref − κ·A·softmax(u) = 0
+    gives (I − κ·A·S)·du/dκ = A·π, S = diag π − ππᵀ (Euler predictor for the continuation)."""
+    policy = torch.softmax(logits, -1)
+    spread = torch.diag_embed(policy) - policy[:, :, None] * policy[:, None, :]
+    eye = torch.eye(logits.shape[-1], dtype=torch.float64, device=logits.device)
+    return torch.linalg.solve(eye - scaled @ spread, (antisym @ policy[..., None])).squeeze(-1)
+
+
+def _newton(logits, ref, scaled, tol: float, max_iter: int):
+    """Backtracking Newton on F(u) = u − log π_ref − (A/β)·softmax(u) from ``logits``, rows at once;
+    (logits, converged ``[N]``, iterations used). Converged rows stay where they are."""
+    scale = 1 + ref.abs().amax(-1) + scaled.abs().sum(-1).amax(-1)
+    eye = torch.eye(ref.shape[-1], dtype=torch.float64, device=ref.device)
+    residual = _residual(logits, ref, scaled)
+    for iterations in range(max_iter + 1):
+        active = residual.abs().amax(-1) > tol * scale
+        if not active.any() or iterations == max_iter:
+            return logits, ~active, iterations
+        policy = torch.softmax(logits, -1)
+        spread = torch.diag_embed(policy) - policy[:, :, None] * policy[:, None, :]
+        step = -torch.linalg.solve(eye - scaled @ spread, residual.unsqueeze(-1)).squeeze(-1)
+        logits, residual = _line_search(logits, residual, step, ref, scaled, active)
+    return logits, ~active, max_iter
 
 
 def _residual(logits, ref, scaled):

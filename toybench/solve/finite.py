@@ -12,7 +12,7 @@
    negative cut makes the objective unbounded below; none makes it bounded.
 3. Certified recession: along a direction d the objective, evaluated in overflow-safe form at
    s + t·d for t = 1, 2, 4, …, 8192, falls at a steady linear rate: it is unbounded below.
-Evidence: derived (convex analysis of the tabular objective; Rockafellar, Convex Analysis, §8).
+Evidence: derived (convex analysis of the tabular objective; Rockafellar, Convex Analysis, 1970, Section 8).
 """
 from __future__ import annotations
 

@@ -19,12 +19,14 @@ from .task import SURROGATE_LOGP, Task
 
 WINDOWS = (1e-9, 1e-7, 1e-5, 1e-3)
 """|g_y| below which a response is tried pinned on its kink (each window gives one candidate)."""
+FACE_GTOL, FACE_PASSES = 1e-13, 2
+"""L-BFGS on a kink face runs to max|∇| ≤ 1e-13 (well inside certify.ACCEPT), in two passes."""
 SLSQP_OPTIONS = {"ftol": 1e-15, "maxiter": 1000}
 MAIN = ("chosen_logp", "rejected_logp", "ref_chosen_logp", "ref_rejected_logp")
 
 
-def slack_solve(task: Task, logits: torch.Tensor) -> torch.Tensor:
-    """Log-probs from SLSQP on the slack reformulation, started at ``logits``."""
+def slack_solve(task: Task, logits: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(logits, objective) from SLSQP on the slack reformulation, started at ``logits``."""
     role, sign = task.base.kink
     index = (task.chosen_index if role == "chosen" else task.rejected_index).cpu()
     size = task.P * task.Y
@@ -63,7 +65,8 @@ def slack_solve(task: Task, logits: torch.Tensor) -> torch.Tensor:
     found = minimize(value, x0, jac=True, method="SLSQP", bounds=[(None, None)] * size + [(0.0, None)] * size,
                      constraints=[{"type": "ineq", "fun": constraint, "jac": constraint_jac}], options=SLSQP_OPTIONS)
     s, _ = split(found.x)
-    return torch.log_softmax(s, -1).to(task.ref.device)
+    logits = s.to(task.ref.device)
+    return logits, task.value(torch.log_softmax(logits, -1))
 
 
 def _block_diagonal(blocks):
@@ -96,5 +99,7 @@ def _on_face(task: Task, logp: torch.Tensor, pinned: torch.Tensor) -> torch.Tens
     def to_logp(free_logits):
         return torch.where(pinned, task.ref, rest + torch.log_softmax(free_logits.masked_fill(pinned, -1e4), -1))
 
-    free_logits, _ = lbfgs(task, torch.where(torch.isneginf(logp), SURROGATE_LOGP, logp), to_logp)
+    free_logits = torch.where(torch.isneginf(logp), SURROGATE_LOGP, logp)
+    for _ in range(FACE_PASSES):   # a fresh L-BFGS memory per pass; the second tightens the first
+        free_logits, _ = lbfgs(task, free_logits, to_logp, gtol=FACE_GTOL)
     return to_logp(free_logits)

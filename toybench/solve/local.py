@@ -1,20 +1,22 @@
 """Local smooth machinery in the logits: L-BFGS, Newton polish on the support, the active set.
 
-L-BFGS (torch, strong Wolfe line search) in s with π = softmax(s); a response driven below
+L-BFGS-B (SciPy; Byrd, Lu, Nocedal & Zhu 1995) in s with π = softmax(s); a response driven below
 BOUNDARY_CANDIDATE whose KKT multiplier ∂F/∂π_y − ν is positive when it alone is set to zero
 is put on the boundary; Newton root-finding on the gradient over the support then polishes
-(Nocedal & Wright, Numerical Optimization, 2nd ed., §7.2 and §11.1). Evidence: derived.
+(Nocedal & Wright, Numerical Optimization, 2nd ed., Sections 7.2 and 11.1). Evidence: derived.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.optimize import minimize
 
 from ..objective import objective
 from .newton import normalise
 from .task import SURROGATE_LOGP, Task
 
 LBFGS_MAXITER, LBFGS_GTOL, LBFGS_FLAT = 200, 1e-9, 1e-15
-"""L-BFGS stops at max|∇_s F| ≤ 1e-9, a value change below 1e-15 or 200 iterations."""
+"""L-BFGS stops at max|∇_s F| ≤ 1e-9, a relative value change below 1e-15 or 200 iterations."""
 BOUNDARY_CANDIDATE, KKT_MARGIN = 1e-6, 1e-8
 """A response below 1e-6 whose KKT multiplier exceeds 1e-8·(1 + |ν|) when it alone is set to
 zero is put on the boundary; a stationary response with a tiny mass stays interior."""
@@ -28,33 +30,38 @@ def value_and_grad(task: Task, logits: torch.Tensor, create_graph: bool = False)
     return value, grad, logits
 
 
-def lbfgs(task: Task, start: torch.Tensor, to_logp=lambda logits: torch.log_softmax(logits, -1)):
-    """torch's L-BFGS (strong Wolfe line search) on F(to_logp(s)) in float64, on the inputs' device."""
-    logits = start.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([logits], lr=1.0, max_iter=LBFGS_MAXITER, max_eval=2 * LBFGS_MAXITER,
-                                  tolerance_grad=LBFGS_GTOL, tolerance_change=LBFGS_FLAT, history_size=30,
-                                  line_search_fn="strong_wolfe")
+def lbfgs(task: Task, start: torch.Tensor, to_logp=lambda logits: torch.log_softmax(logits, -1), gtol=LBFGS_GTOL,
+          maxiter=LBFGS_MAXITER):
+    """SciPy's L-BFGS-B on F(to_logp(s)) in float64 (gradients by autograd on the inputs' device);
+    (logits, value). A non-finite objective is reported as +inf so the line search backs off."""
+    shape, device = start.shape, start.device
 
-    def closure():
-        optimizer.zero_grad()
-        value = objective(task.loss, to_logp(logits)[None], task.pairs)[0]
-        value.backward()
-        return value
+    def value_grad(x):
+        with torch.enable_grad():
+            logits = torch.as_tensor(x, dtype=torch.float64, device=device).reshape(shape).requires_grad_(True)
+            value = objective(task.loss, to_logp(logits)[None], task.pairs)[0]
+            if not bool(torch.isfinite(value)):
+                return np.inf, np.zeros(logits.numel())
+            grad, = torch.autograd.grad(value, logits)
+        grad = grad.cpu().numpy().ravel()
+        return (float(value.detach()), grad) if np.isfinite(grad).all() else (np.inf, np.zeros_like(grad))
 
-    with torch.enable_grad():
-        optimizer.step(closure)
-        value = objective(task.loss, to_logp(logits)[None], task.pairs)[0]
-    return logits.detach(), float(value.detach())
+    x0 = torch.nan_to_num(start.detach(), nan=0.0, neginf=SURROGATE_LOGP).cpu().numpy().ravel()
+    found = minimize(value_grad, x0, jac=True, method="L-BFGS-B",
+                     options={"maxiter": maxiter, "gtol": gtol, "ftol": LBFGS_FLAT, "maxcor": 30})
+    logits = torch.as_tensor(found.x, dtype=torch.float64, device=device).reshape(shape)
+    return logits, float(found.fun)
 
 
 def jacobian(task: Task, logits: torch.Tensor):
     """Gradient ``[P, Y]`` and its per-prompt Jacobian ``[P, Y, Y]`` in the logits (the objective is
-    prompt-separable: one batched backward pass per response index covers every prompt)."""
+    prompt-separable: one backward pass per response index covers every prompt; a plain loop,
+    since batched or explicit grad_outputs load torch's symbolic-shape machinery, seconds on first use)."""
     with torch.enable_grad():
         _, grad, leaf = value_and_grad(task, logits, create_graph=True)
-        basis = torch.eye(task.Y, dtype=torch.float64, device=logits.device)[:, None, :].expand(task.Y, task.P, task.Y)
-        rows, = torch.autograd.grad(grad, leaf, grad_outputs=basis, is_grads_batched=True)
-    return grad.detach(), rows.permute(1, 0, 2)
+        eye = torch.eye(task.Y, dtype=torch.float64, device=logits.device)
+        rows = [torch.autograd.grad((grad * eye[y]).sum(), leaf, retain_graph=True)[0] for y in range(task.Y)]
+    return grad.detach(), torch.stack(rows, 1)
 
 
 def polish(task: Task, logits: torch.Tensor, options: dict):

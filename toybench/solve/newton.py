@@ -5,7 +5,7 @@ objective is Σ w·L(v_w − v_l + o), convex in v when L is convex in Δ, and b
 per comparison component C (any v is normalised by that constant: ℓ_y = (v_y + c_C)/k_y with
 Σ_C π = π_ref(C)). Damped Newton with the Hessian H = Σ w·L''(Δ)(e_w − e_l)(e_w − e_l)ᵀ, the
 gauge fixed by adding Σ_C 1_C1_Cᵀ/|C|, per-prompt Armijo backtracking, stop at max|∇| ≤ tol.
-Evidence: derived (Boyd & Vandenberghe, Convex Optimization, §9.5).
+Evidence: derived (Boyd & Vandenberghe, Convex Optimization, 2004, Section 9.5).
 """
 from __future__ import annotations
 

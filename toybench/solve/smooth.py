@@ -4,7 +4,7 @@ Each round runs L-BFGS from several starts (π_ref, uniform, random logits from 
 whose logits run apart past DIVERGED or whose objective stops being finite is checked for a
 certified recession direction (``finite.check_recession``) and otherwise dropped. The ends near
 the best value are polished (Newton on the support) and, for kinked losses, re-solved through
-the slack reformulation and pinned onto their kink face (``kinks``). A candidate is accepted only
+the slack reformulation instead of L-BFGS (SLSQP, ``kinks``) and pinned onto their kink face. A candidate is accepted only
 when its certificate is at most ``certify.ACCEPT`` and no candidate found has a lower objective
 (for a convex objective every certified point is a global minimiser). Otherwise a second round
 with four times the starts runs, and then ``SolveFailed`` is raised with the best point.
@@ -30,6 +30,11 @@ SAME_VALUE, SAME_POLICY = 1e-10, 1e-6
 """Certified answers within SAME_VALUE·(1 + |v|) in objective but more than SAME_POLICY apart in
 TV: not identified. An uncertified point lower than the best certified one by more than
 SAME_VALUE·(1 + |v|) blocks acceptance."""
+TILTS = (1.0, 4.0)
+"""Strengths of the data-tilted starts (logit change of the response with the largest net wins)."""
+CONFIRM, CONFIRM_GAP = 3, 1e-7
+"""Non-convex: the first round is accepted only when every prompt's lowest part is reached by at
+least CONFIRM L-BFGS ends (within CONFIRM_GAP relative); otherwise the wider round runs too."""
 ROUNDS = (1, 4)
 """Starts per round, as multiples of ``restarts``."""
 
@@ -42,7 +47,7 @@ def solve_smooth(task: Task, options: dict, convex: bool) -> Found:
         used += len(starts)
         ends = []
         for number, start in enumerate(starts):
-            logits, value = lbfgs(task, start)
+            logits, value = kinks.slack_solve(task, start) if task.base.kink else lbfgs(task, start)
             width = float((logits.amax(-1) - logits.amin(-1)).max())
             if not (np.isfinite(value) and width <= DIVERGED):
                 for direction, how in _directions(task, start, logits):
@@ -52,6 +57,10 @@ def solve_smooth(task: Task, options: dict, convex: bool) -> Found:
                 continue
             ends.append((logits, value))
         pool += _candidates(task, ends, options)
+        if not convex and round_number + 1 < len(ROUNDS) and not _confirmed(task, ends):
+            tried.append(f"round {round_number}: {len(starts)} L-BFGS starts (seed {options['seed'] + round_number}); "
+                         "some prompt's lowest part was reached by one start only")
+            continue
         tried.append(f"round {round_number}: {len(starts)} L-BFGS starts (seed {options['seed'] + round_number}), "
                      f"{len(pool)} candidates so far (polish{', slack SLSQP and kink faces' if task.base.kink else ''})")
         best = _accept(pool, convex)
@@ -79,14 +88,19 @@ def _directions(task: Task, start: torch.Tensor, end: torch.Tensor):
 
 
 def _starts(task: Task, options: dict, count: int, seed: int, round_number: int) -> list[torch.Tensor]:
+    """Round 0: π_ref, uniform, π_ref tilted towards the responses that win more records than they
+    lose (two strengths), then random N(0, 1) logits; later rounds: random logits, wider."""
     init = options.get("init")
-    fixed = [task.ref.clone(), torch.zeros_like(task.ref)]
     if init is not None and round_number == 0:
         return [torch.where(torch.isneginf(init), SURROGATE_LOGP, init)]
+    net = torch.zeros(task.P * task.Y, dtype=torch.float64, device=task.ref.device)
+    net = net.index_add(0, task.chosen_index, task.weight).index_add(0, task.rejected_index, -task.weight)
+    net = (net / net.abs().max().clamp_min(1e-300)).reshape(task.P, task.Y)
+    fixed = [task.ref.clone(), torch.zeros_like(task.ref)] + [task.ref + tilt * net for tilt in TILTS]
     gen = torch.Generator().manual_seed(seed)
     scale = 1.0 + round_number
     randoms = [scale * torch.randn(task.P, task.Y, generator=gen, dtype=torch.float64).to(task.ref.device)
-               for _ in range(max(0, count - 2))]
+               for _ in range(max(0, count - len(fixed)))]
     return (fixed + randoms)[:count] if round_number == 0 else randoms + fixed[:max(0, count - len(randoms))]
 
 
@@ -95,13 +109,18 @@ def _candidates(task: Task, ends, options: dict) -> list[dict]:
         return []
     low = min(value for _, value in ends)
     contenders = [logits for logits, value in ends if value <= low + POLISH_WINDOW * (1 + abs(low))]
-    pairs = [polish(task, logits, options) for logits in contenders]
+    if task.P > 1 and len(ends) > 1:   # separable: the best end of every prompt, put together
+        parts = torch.stack([task.prompt_values(torch.log_softmax(logits, -1)) for logits, _ in ends])
+        pick = parts.nan_to_num(torch.inf).argmin(0)
+        combined = torch.stack([ends[int(e)][0][p] for p, e in enumerate(pick)])
+        if not any(bool((combined == logits).all()) for logits in contenders):
+            contenders.append(combined)
+    pairs = [] if task.base.kink else [polish(task, logits, options) for logits in contenders]
     pairs += [(logits, torch.ones_like(logits, dtype=torch.bool)) for logits in contenders]
     points = [(project(task, logits, support), logits, support) for logits, support in pairs]
     if task.base.kink is not None:
-        relaxed = [kinks.slack_solve(task, logits) for logits in contenders[:2]]
-        for logp in relaxed + [point[0] for point in points]:
-            for face in [logp] + kinks.face_candidates(task, logp):
+        for logp in [point[0] for point in points]:
+            for face in kinks.face_candidates(task, logp):
                 points.append((face, face, torch.isfinite(face)))
     out = []
     for logp, logits, support in points:
@@ -112,6 +131,16 @@ def _candidates(task: Task, ends, options: dict) -> list[dict]:
         out.append({"logp": logp, "logits": logits, "support": support, "value": value, "certificate": cert,
                     "how": how})
     return out
+
+
+def _confirmed(task: Task, ends) -> bool:
+    """Every prompt's lowest part of the objective is reached by at least CONFIRM ends."""
+    if len(ends) < CONFIRM:
+        return False
+    parts = torch.stack([task.prompt_values(torch.log_softmax(logits, -1)) for logits, _ in ends]).nan_to_num(torch.inf)
+    low = parts.amin(0)
+    near = parts <= low + CONFIRM_GAP * (1 + low.abs())
+    return bool((near.sum(0) >= CONFIRM).all())
 
 
 def _accept(pool: list[dict], convex: bool):

@@ -78,6 +78,12 @@ class Task:
                                     self.pairs)[0])
         return value
 
+    def prompt_values(self, logp: torch.Tensor) -> torch.Tensor:
+        """The objective's per-prompt parts ``[P]`` (it is a sum over prompts)."""
+        per_record = call_loss(self.loss, record_inputs(self.loss, logp[None], self.pairs))[0]
+        parts = torch.zeros(self.P, dtype=torch.float64, device=logp.device)
+        return parts.index_add_(0, self.record_prompt, self.weight * per_record)
+
     def record_terms(self, chosen_logp, rejected_logp, order: int = 2):
         """Per-record loss and its first (and second) derivative in the margin Δ, ``[N]`` each."""
         inputs = dict(self.inputs, rejected_logp=rejected_logp[None])

@@ -16,6 +16,8 @@ call) and includes ``tb.train``'s set-up. Printed:
    64 runs keep the grid in cache, so the fraction can exceed 1 on machines with large caches;
 4. fitted exponents k of the cost per run-step, time ∝ Yᵏ (B = 256, Y ∈ {8, 16, 32, 64}) and of
    the cost per step, time ∝ Bᵏ (Y = 32, B ∈ {64, 256, 1024, 4096}): least squares on logs.
+5. the share of its threads' CPU time the process got while timed (below 90 %, other jobs were
+   running and every rate above is low by about that factor).
 """
 from __future__ import annotations
 
@@ -38,13 +40,19 @@ def _problem(Y: int = RESPONSES):
     return tb.Problem.random(tb.FlatSpace(Y), prompts=PROMPTS, seed=0)
 
 
+CPU_SECONDS: list = []
+"""(wall, process CPU) seconds of every timing of the last ``main`` call, to report how much CPU the
+process got (other jobs on the machine slow the wall clock)."""
+
+
 def _median_seconds(work, trials: int) -> float:
     work()                                                        # warm-up (first-call costs)
     times = []
     for _ in range(trials):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         work()
         times.append(time.perf_counter() - start)
+        CPU_SECONDS.append((times[-1], time.process_time() - cpu))
     return statistics.median(times)
 
 
@@ -97,9 +105,15 @@ def exponent(sizes, seconds) -> float:
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
 
 
-def main(steps: int = 50, quick: bool = False, out=print) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
+def main(steps: int = 50, quick: bool = False, threads: int | None = None, out=print) -> int:
+    for name, value in (("--steps", steps), ("--threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if steps is None:
+        raise ValueError("--steps must be an integer >= 1, got None")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    CPU_SECONDS.clear()
     batches, y_sweep, loop_runs, trials = (BATCHES, Y_SWEEP, LOOP_RUNS, TRIALS) if not quick else \
         ((1, 8, 32), (4, 8), 2, 1)
     middle = 256 if not quick else 32
@@ -125,4 +139,8 @@ def main(steps: int = 50, quick: bool = False, out=print) -> int:
     seconds_b = [b / rates[b] for b in big]
     out(f"  cost per run-step ∝ Y^{exponent(y_sweep, seconds_y):.2f} (Y in {list(y_sweep)}, B={middle}); "
         f"cost per step ∝ B^{exponent(big, seconds_b):.2f} (B in {big})")
+    wall, cpu = (sum(column) for column in zip(*CPU_SECONDS, strict=True))
+    share = cpu / wall / torch.get_num_threads()
+    out(f"  this process got {share:.0%} of {torch.get_num_threads()} core(s) while timed"
+        + ("" if share > 0.9 else " (other jobs share the machine: the wall-clock rates above are low)"))
     return 0

@@ -15,7 +15,7 @@ def register(commands) -> None:
     sweep = commands.add_parser(
         "sweep", help="run a TOML sweep spec (or: sweep merge OUT SHARD_DIR...)",
         description="toybench sweep SPEC.toml --out DIR | toybench sweep --template | "
-                    "toybench sweep merge OUT SHARD_DIR [SHARD_DIR ...]", formatter_class=HelpFormatter)
+                    "toybench sweep merge OUT [SHARD_DIR ...]", formatter_class=HelpFormatter)
     sweep.add_argument("target", nargs="*", metavar="SPEC | merge OUT DIR...",
                        help="the spec file; or 'merge' followed by the output and the shard directories")
     sweep.add_argument("--out", default=None, metavar="DIR", help="output directory (resumed when it exists)")
@@ -42,6 +42,8 @@ def register(commands) -> None:
                                 formatter_class=HelpFormatter)
     bench.add_argument("--steps", type=int, default=50, help="training steps per timing")
     bench.add_argument("--quick", action="store_true", help="small sizes, one trial (a smoke run)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="torch intra-op threads (default: torch's; 1 is faster on a machine other jobs share)")
     bench.set_defaults(run=_bench)
 
 
@@ -53,10 +55,11 @@ def _sweep(args) -> int:
         print(TEMPLATE.read_text(), end="")
         return 0
     if args.target[:1] == ["merge"]:
-        if len(args.target) < 3:
-            raise ValueError("usage: toybench sweep merge OUT SHARD_DIR [SHARD_DIR ...]")
-        written = store.merge(args.target[1], args.target[2:])
-        print(f"merged {len(args.target) - 2} directories into {args.target[1]}: "
+        if len(args.target) < 2:
+            raise ValueError("usage: toybench sweep merge OUT [SHARD_DIR ...] (OUT alone: rebuild its tables)")
+        sources = args.target[2:] or args.target[1:2]
+        written = store.merge(args.target[1], sources)
+        print(f"merged {len(sources)} directories into {args.target[1]}: "
               f"{', '.join(str(p) for p in written) or 'no finished runs'}")
         return 0
     if len(args.target) != 1:
@@ -93,4 +96,4 @@ def _plot(args) -> int:
 
 def _bench(args) -> int:
     from .bench import main
-    return main(steps=args.steps, quick=args.quick)
+    return main(steps=args.steps, quick=args.quick, threads=args.threads)

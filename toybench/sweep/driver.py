@@ -113,6 +113,8 @@ def run_sweep(spec, out, *, shard_of: tuple[int, int] | str | None = None, devic
     log(f"sweep: {planned} runs{'' if shard_of is None else f' in shard {shard_of[0]}/{shard_of[1]}'}, "
         f"{skipped} already done, {len(pending)} chunks to train (chunk size {size}, budget "
         f"{max_memory / 2**20:.0f} MiB), device {device}, {dtype}")
+    if _seeds_idle(spec_obj):
+        log("sweep: note: data.seeds change nothing here (population data, policy.init = 'ref')")
     bar = _bar(sum(chunk.run_steps for chunk in pending), planned, skipped, progress)
     start, trained = time.perf_counter(), 0
     for chunk in pending:

@@ -26,8 +26,12 @@ DEFAULT_MAX_MEMORY = 2 << 30
 BASE_BYTES = 64 << 20
 """Per-chunk overhead independent of B: ``tb.train``'s per-block temporaries (64 runs ×
 P·Y·Y) and the allocator's slack."""
-STACKED = ("noise", "lr", "seed")
-"""Run axes that become [B] tensors (with the loss's numeric hyperparameters)."""
+HEADROOM = 1.2
+"""Margin on the per-run memory model."""
+PER_RUN_BYTES = 16 << 10
+"""Small per-run objects (per-run generators and draws, history scalars, allocator slack)."""
+GRID_FILL = 4
+"""``tb.train`` lays full-batch records on the [P, Y, Y] grid when it has at most this many cells per record."""
 
 
 @dataclass(frozen=True)
@@ -82,21 +86,29 @@ def plan(spec: Spec, dtype: str = "float32", max_memory: int = DEFAULT_MAX_MEMOR
 
 
 def bytes_per_run(key: dict, dtype: str) -> int:
-    """Estimated peak bytes one run adds to a chunk (``toybench bench`` compares it with the measured
-    peak). Population data are shared by the runs of a chunk (counted in ``BASE_BYTES``); per run
-    there are the float64 record inputs and losses of a history record (5 tensors per record) and the
-    logits, gradient and Adam moments (4 tables in the training dtype). Sampled data add, per run, the
-    records (three int64 indices and a float64 weight each) and, where ``tb.train`` lays them on the
-    [P, Y, Y] cell grid (at most 4 cells per record), the grid: float64 while built, then the training
-    dtype, a presence mask and float32 counts."""
+    """Estimated peak bytes one run adds to a chunk, with ``HEADROOM`` (checked against measured
+    peaks: ``benchmarks/sweep_scale.py``). Population records are shared by the runs of a chunk
+    (``BASE_BYTES``). Per run: the float64 record inputs, losses and products of a history record
+    (6 tensors per record); the logits, gradient and Adam moments (4 [P, Y] tables in the training
+    dtype); ``PER_RUN_BYTES`` of small objects; on ``tb.train``'s record list (stateful losses, data
+    far smaller than the [P, Y, Y] grid) batch statistics and step temporaries (24 bytes per record)
+    and, for per-run records, their constant inputs (3 per record, training dtype); for sampled data the records and the
+    draws they are built from (96 bytes per record) and, on the grid path, their [P, Y, Y] grid
+    (float64 while built, the training dtype, float32 counts, a mask and a float64 scatter buffer:
+    25 bytes per cell). Measured peaks (P=8, Y=32, 1,000 runs; population, 200, 2,000 and 5,000 records; DPO, IPO, KTO)
+    were 0.5–1.0 of the estimate (most conservative for large sampled data sets)."""
+    from ..losses import make
     P, Y, n = key["prompts"], key["responses"], key["samples"]
     width = 8 if dtype == "float64" else 4
     population = n == SAMPLES_POPULATION
     records = P * Y * (Y - 1) if population else n
-    per_run = 5 * 8 * records + 4 * P * Y * width
+    grid = not make(key["loss"], **key["fixed"]).stateful and (population or P * Y * Y <= GRID_FILL * n)
+    per_run = PER_RUN_BYTES + 6 * 8 * records + 4 * P * Y * width
+    if not grid:
+        per_run += (24 if population else 3 * width + 24) * records
     if not population:
-        per_run += 32 * n + (P * Y * Y * (8 + width + 1 + 4) if P * Y * Y <= 4 * n else 0)
-    return per_run
+        per_run += 96 * n + (25 * P * Y * Y if grid else 0)
+    return int(HEADROOM * per_run)
 
 
 def parse_memory(text: str) -> int:

@@ -112,7 +112,7 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
     key, runs = chunk.key, list(chunk.runs)
     prob = build_problem(spec, key)
     loss = build_loss(key, runs)
-    pairs = build_pairs(prob, key, runs, loss)
+    pairs = _on(build_pairs(prob, key, runs, loss), device)
     torch_dtype = getattr(torch, dtype)
     init = None
     if spec.value("policy", "init") == "random":
@@ -149,10 +149,26 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
     return pd.DataFrame(rows), hist
 
 
+def _on(pairs, device):
+    """``pairs`` with its record tensors on ``device`` (the problem's tables stay float64 on the CPU;
+    ``tb.train`` and the metrics move what they read)."""
+    if torch.device(device).type == "cpu":
+        return pairs
+    import dataclasses
+    move = lambda t: t.to(device) if isinstance(t, torch.Tensor) else t  # noqa: E731
+    return dataclasses.replace(pairs, prompt=move(pairs.prompt), chosen=move(pairs.chosen),
+                               rejected=move(pairs.rejected), weight=move(pairs.weight),
+                               fields={k: move(v) for k, v in pairs.fields.items()})
+
+
 def _metric(record: dict, name: str, unsolved: torch.Tensor) -> torch.Tensor:
-    value = record.get("loss" if name == "objective" else name)
-    if value is None:   # e.g. expected_reward without a Bradley–Terry reward
-        return torch.full(record["loss"].shape, math.nan, dtype=torch.float64)
+    """Metric ``name`` of one history record as float64 ``[B]`` on the CPU (History calls the
+    objective ``loss``); NaN where the record lacks it (e.g. expected_reward without a Bradley–Terry
+    reward) and, for the target columns, for runs without a target."""
+    value = record.get(name, record.get("loss") if name == "objective" else None)
+    if value is None:
+        runs = next(v.shape for k, v in record.items() if k != "step")
+        return torch.full(runs, math.nan, dtype=torch.float64)
     value = value.detach().to("cpu", torch.float64)
     if name in ("kl_to_target", "kl_from_target", "tv_to_target"):
         value = torch.where(unsolved, math.nan, value)

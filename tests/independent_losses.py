@@ -1,0 +1,231 @@
+"""Independent NumPy/SciPy reference for the stress tests of ``tb.solve``.
+
+Every per-record formula is written here from the losses' documented formulas (their papers'
+equations as quoted in the docstrings), in NumPy, without calling toybench's loss code; the
+population records D(x, a, b) = ρ(x)·(μ(a,b) + μ(b,a))·σ(r_a − r_b) (self-pairs dropped, μ
+normalised per prompt) are rebuilt from the problem's definition. ``minimise`` is SciPy BFGS with
+finite-difference gradients from several starts, then a derivative-free Powell polish (sound at
+kinks). Its accuracy: it never goes below the true infimum (it evaluates the objective at real
+points), so "solve's value ≤ reference + tol" can only fail when solve misses a lower point.
+"""
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, logsumexp
+
+
+def sp(x):
+    return np.logaddexp(0.0, x)
+
+
+def log1mexp(x):
+    """log(1 − e^x) for x < 0."""
+    return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+# ------------------------------------------------------------------------------ per-record formulas
+# Each takes (h, r) with h the hyperparameters and r a dict of per-record arrays: lw, ll (policy
+# log-probs), gw, gl (log-ratios to π_ref), nw, nl (lengths), gap (r_w − r_l).
+def _delta(r):
+    return r["gw"] - r["gl"]
+
+
+def _bpo(h, r):
+    z = h["beta"] * _delta(r)
+    if h.get("clip_min") is not None or h.get("clip_max") is not None:
+        low = -np.log(h["clip_max"]) if h.get("clip_max") is not None else -np.inf
+        high = -np.log(h["clip_min"]) if h.get("clip_min") is not None else np.inf
+        z = np.clip(z, low, high)
+    kind, lam = h.get("h", "lr"), h.get("lam")
+    if kind == "lr":
+        return sp(-z)
+    if kind == "kliep":
+        return np.exp(-z) - z
+    if kind == "lsif":
+        return np.exp(-2 * z) - 2 * np.exp(z)
+    return np.exp(-(lam + 1) * z) - (lam + 1) / lam * np.exp(lam * z)
+
+
+def _sba(h, r):
+    z, lam, s = h["beta"] * _delta(r), h.get("lam", -0.5), h.get("s", 4.0)
+    if lam == 0:
+        return (np.exp(-z) - z) / s
+    return np.exp(-(lam + 1) * z) / (s * (lam + 1)) - np.exp(lam * z) / (s * lam)
+
+
+def _fdpo_score(g, divergence, alpha):
+    return {"reverse_kl": g, "forward_kl": -np.exp(-g), "alpha": -np.exp(-alpha * g) / alpha,
+            "js": -sp(-g)}[divergence]
+
+
+def _fdpo(h, r):
+    div, alpha = h.get("divergence", "reverse_kl"), h.get("alpha", 0.5)
+    return sp(-h["beta"] * (_fdpo_score(r["gw"], div, alpha) - _fdpo_score(r["gl"], div, alpha)))
+
+
+def _fpo_term(log_q, log_t, div, alpha):
+    q, t = np.exp(log_q), np.exp(log_t)
+    if div == "alpha":
+        return (q ** (1 - alpha) * t ** alpha - (1 - alpha) * q - alpha * t) / (alpha * (alpha - 1))
+    if div == "reverse_kl":
+        return q * (log_q - log_t) - q + t
+    if div == "forward_kl":
+        return q - t - t * (log_q - log_t)
+    if div == "js":
+        mix = (q + t) / 2
+        return 0.5 * q * (log_q - log_t) - mix * (np.log(mix) - log_t)
+    if div == "jeffreys":
+        return (q - t) * (log_q - log_t)
+    return (np.sqrt(q) - np.sqrt(t)) ** 2
+
+
+def _fpo(h, r):
+    z, eps = h["beta"] * _delta(r), h.get("eps", np.exp(-10.0))
+    div, alpha = h.get("divergence", "alpha"), h.get("alpha", 0.1)
+    return (_fpo_term(-sp(-z), np.log1p(-eps), div, alpha) + _fpo_term(-sp(z), np.log(eps), div, alpha))
+
+
+def _exo(h, r):
+    z, eps = h["beta"] * _delta(r), h.get("eps", 1e-3)
+    log_q, log_p = -sp(-z), -sp(z)
+    return np.exp(log_q) * (log_q - np.log1p(-eps)) + np.exp(log_p) * (log_p - np.log(eps))
+
+
+def _alpha_po(h, r):
+    score_w, score_l = r["lw"], r["ll"]
+    if h.get("length_normalized", False):
+        score_w, score_l = r["lw"] / r["nw"], r["ll"] / r["nl"]
+    alpha = h.get("alpha", 0.0)
+    reward = (lambda s: s) if alpha == 0 else (lambda s: -np.expm1(-alpha * s) / alpha)
+    out = sp(-(h["beta"] * (reward(score_w) - reward(score_l)) - h.get("gamma", 0.0)))
+    return out - h.get("nll_weight", 0.0) * r["lw"] / r["nw"]
+
+
+def _madpo(h, r):
+    gap = r["gap"]
+    c_max, c_min, lam, tau = h.get("c_max", 2.0), h.get("c_min", 0.5), h.get("lam", 1.0), h.get("tau", 2.0)
+    c = c_min + (c_max - c_min) / (1 + (c_max - 1) / (1 - c_min) * np.exp(lam * (np.abs(gap) - tau)))
+    weight = np.where(gap > -tau, expit(c * gap) / expit(gap), 1.0)
+    return weight * sp(-h["beta"] * _delta(r))
+
+
+def _orpo(h, r):
+    mw, ml = r["lw"] / r["nw"], r["ll"] / r["nl"]
+    return -mw + h.get("lam", 0.1) * sp(-((mw - log1mexp(mw)) - (ml - log1mexp(ml))))
+
+
+FORMULAS = {
+    "dpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "ipo": lambda h, r: ((r["gw"] / r["nw"] - r["gl"] / r["nl"] if h.get("length_normalized") else _delta(r))
+                         - 1 / (2 * h["beta"])) ** 2,
+    "hinge": lambda h, r: relu(1 - h["beta"] * (r["lw"] - r["ll"] if h.get("reference_free") else _delta(r))),
+    "cdpo": lambda h, r: (1 - h["eps"]) * sp(-h["beta"] * _delta(r)) + h["eps"] * sp(h["beta"] * _delta(r)),
+    "rdpo": lambda h, r: ((1 - h["eps"]) * sp(-h["beta"] * _delta(r)) - h["eps"] * sp(h["beta"] * _delta(r)))
+    / (1 - 2 * h["eps"]),
+    "simpo": lambda h, r: sp(-(h["beta"] * (r["lw"] / r["nw"] - r["ll"] / r["nl"]) - h["gamma"])),
+    "sigmoid_norm": lambda h, r: sp(-h["beta"] * (r["gw"] / r["nw"] - r["gl"] / r["nl"])),
+    "r_dpo": lambda h, r: sp(-(h["beta"] * _delta(r) + h["alpha"] * (r["nw"] - r["nl"]))),
+    "orpo": _orpo,
+    "cpo": lambda h, r: sp(-h["beta"] * (r["lw"] - r["ll"])) - h["alpha"] * r["lw"] / r["nw"],
+    "alpha_po": _alpha_po,
+    "asft": lambda h, r: -(1 + h["lam"]) * r["lw"] / r["nw"] - h["lam"] * log1mexp(r["ll"] / r["nl"]),
+    "discopop": lambda h, r: ((1 - expit(h["beta"] * _delta(r) / h["tau"])) * sp(-h["beta"] * _delta(r))
+                              + expit(h["beta"] * _delta(r) / h["tau"]) * np.exp(-h["beta"] * _delta(r))),
+    "tan_principled": lambda h, r: -(h["beta"] * _delta(r)) * np.exp(-(h["beta"] * _delta(r))),
+    "bpo": _bpo,
+    "sba": _sba,
+    "fdpo": _fdpo,
+    "fpo": _fpo,
+    "exo": _exo,
+    "apo_zero": lambda h, r: 1 - expit(h["beta"] * r["gw"]) + expit(h["beta"] * r["gl"]),
+    "apo_down": lambda h, r: expit(h["beta"] * r["gw"]) + 1 - expit(h["beta"] * _delta(r)),
+    "nca": lambda h, r: sp(-h["beta"] * r["gw"]) + 0.5 * sp(h["beta"] * r["gw"]) + 0.5 * sp(h["beta"] * r["gl"]),
+    "cal_dpo": lambda h, r: sp(-_delta(r)) + h["calib_weight"] * ((r["gw"] - 0.5 / h["beta"]) ** 2
+                                                                  + (r["gl"] + 0.5 / h["beta"]) ** 2),
+    "dpop": lambda h, r: sp(-h["beta"] * (_delta(r) - h["lam"] * relu(-r["gw"]))),
+    "minor_dpo": lambda h, r: sp(-h["beta"] * (r["gw"] - relu(r["gl"]))),
+    "rpo": lambda h, r: sp(-h["beta"] * _delta(r)) - h["alpha"] * (r["lw"] / r["nw"] if h.get("variant", "pang") == "pang"
+                                                                    else r["lw"]),
+    "spo": lambda h, r: sp(-h["beta"] * _delta(r)) + h["lam"] * relu(-(r["gw"] / r["nw"] if h.get("reading") == "vf"
+                                                                       else r["gw"])),
+    "flex_dpo": lambda h, r: sp(-(h["beta_plus"] * r["gw"] - h["beta_minus"] * r["gl"])),
+    "madpo": _madpo,
+    "da_dpo": lambda h, r: sp(-h["beta"] * h.get("alpha_db", 1.0) * (1 + np.abs(r["gap"])) * _delta(r)),
+    "ddo": lambda h, r: sp(-h["beta"] * r["gw"]) + h["alpha"] * sp(h["beta"] * r["gl"]),
+    "disco": lambda h, r: (r["ll"] / r["nl"] - r["lw"] / r["nw"]) if h.get("length_normalized", True)
+    else r["ll"] - r["lw"],
+    "sppo": lambda h, r: (r["gw"] - 0.5 / h["beta"]) ** 2 + (r["gl"] + 0.5 / h["beta"]) ** 2,
+}
+"""Per-record losses by registered name (sppo: its ``mode="hard"``)."""
+
+
+# ------------------------------------------------------------------------------ population
+def records(ref_logp, reward, prompt_weights, pair_dist):
+    """(prompt, chosen, rejected, weight) of the population: D(x,a,b) = ρ(x)·w_ab·σ(r_a − r_b)."""
+    P, Y = ref_logp.shape
+    ref = np.exp(ref_logp)
+    mu = ref[:, :, None] * ref[:, None, :] if pair_dist == "ref" else np.ones((P, Y, Y))
+    mu = mu * (1 - np.eye(Y))
+    mu = mu / mu.sum((1, 2), keepdims=True)
+    table = prompt_weights[:, None, None] * (mu + mu.transpose(0, 2, 1)) * expit(reward[:, :, None] - reward[:, None, :])
+    prompt, chosen, rejected = np.nonzero(table > 0)
+    return prompt, chosen, rejected, table[prompt, chosen, rejected]
+
+
+class Objective:
+    """F(s) = Σ_records D·L over logits s ``[P·Y]`` for one loss (NumPy)."""
+
+    def __init__(self, name, hyper, ref_logp, reward, prompt_weights, pair_dist, lengths):
+        self.formula, self.hyper = FORMULAS[name], hyper
+        self.ref, self.shape = ref_logp, ref_logp.shape
+        self.prompt, self.chosen, self.rejected, self.weight = records(ref_logp, reward, prompt_weights, pair_dist)
+        self.fixed = {"nw": lengths[self.chosen], "nl": lengths[self.rejected],
+                      "gap": reward[self.prompt, self.chosen] - reward[self.prompt, self.rejected],
+                      "rw": ref_logp[self.prompt, self.chosen], "rl": ref_logp[self.prompt, self.rejected]}
+
+    def logp(self, s):
+        s = np.asarray(s, dtype=float).reshape(self.shape)
+        return s - logsumexp(s, axis=-1, keepdims=True)
+
+    def __call__(self, s):
+        logp = self.logp(s)
+        lw, ll = logp[self.prompt, self.chosen], logp[self.prompt, self.rejected]
+        r = dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+        with np.errstate(all="ignore"):
+            value = float((self.weight * self.formula(self.hyper, r)).sum())
+        return value if np.isfinite(value) else np.inf
+
+
+UNBOUNDED = -1e3
+"""A reference value below this (objectives here have total record weight 1) means unbounded."""
+
+
+def minimise(objective, seed, starts=5):
+    """(best value, best log-probs, unbounded?) from BFGS (finite differences) at ``starts``
+    starts (π_ref, uniform, random N(0, 2²) logits from ``seed``), then Powell from the best."""
+    rng = np.random.default_rng(seed)
+    size = objective.ref.size
+    points = [objective.ref.reshape(-1), np.zeros(size)] + [2 * rng.standard_normal(size) for _ in range(starts - 2)]
+    best = None
+    for x0 in points:
+        found = minimize(objective, x0, method="BFGS", options={"gtol": 1e-9, "maxiter": 3000})
+        if best is None or found.fun < best.fun:
+            best = found
+        if found.fun < UNBOUNDED or _recedes(objective, x0, found.x):
+            return -np.inf, None, True
+    polished = minimize(objective, best.x, method="Powell", options={"xtol": 1e-12, "ftol": 1e-15, "maxfev": 40000})
+    end = polished if polished.fun < best.fun else best
+    return float(end.fun), objective.logp(end.x), False
+
+
+def _recedes(objective, start, end):
+    """The objective keeps falling linearly along end − start out to 1e5 (an unbounded run)."""
+    direction = end - start
+    if not np.all(np.isfinite(direction)) or np.abs(direction).max() < 1:
+        return False
+    direction = direction / np.abs(direction).max()
+    values = [objective(end + t * direction) for t in (1e2, 1e3, 1e4, 1e5)]
+    return bool(np.all(np.isfinite(values)) and np.all(np.diff(values) < 0) and values[-1] < UNBOUNDED)

@@ -1,0 +1,54 @@
+"""``tb.solve`` against an independent NumPy/SciPy minimiser on random problems, every stateless loss.
+
+The reference (``independent_losses``) only evaluates real points, so its value is at or above the
+infimum: solve's certified value must not exceed it by more than VALUE_TOL·(1 + |v|). VALUE_TOL:
+solve stops at a certificate ≤ 1e-8 in the logit gradient, which puts its value within
+~cert²/(2λ_min) ≲ 1e-10 of a local minimum for curvatures λ_min ≳ 1e-6, and float64 sums of ≤ 110
+terms of size ≤ 100 are exact to ~1e-12; 1e-8 covers both. Unboundedness must agree both ways.
+The fast test runs 20 draws; the slow one 240 (every case of ``stress_cases.CASES`` at least 3
+times).
+"""
+import pytest
+import torch
+from independent_losses import minimise
+from stress_cases import CASES, case
+
+import toybench as tb
+from toybench.solve import ACCEPT
+
+VALUE_TOL = 1e-8
+SAME_VALUE = 1e-9
+"""solve's reported value against the independent formula at solve's point (float64 rounding of
+two different formula orderings, values ≤ 100)."""
+
+
+def check(index: int, seed: int) -> str:
+    loss, pairs, objective = case(index, seed)
+    reference, _, unbounded = minimise(objective, seed)
+    try:
+        sol = tb.solve(loss, pairs, seed=seed)
+    except tb.NoFiniteMinimum as err:
+        assert unbounded, f"{CASES[index % len(CASES)]} seed {seed}: NoFiniteMinimum but the independent minimiser reached {reference}: {err}"
+        return "unbounded"
+    except tb.SolveFailed as err:
+        assert not unbounded, f"{CASES[index % len(CASES)]} seed {seed}: SolveFailed on an unbounded objective"
+        assert objective(err.logp.numpy().clip(-700)) >= reference - VALUE_TOL * (1 + abs(reference))
+        return "failed"
+    assert not unbounded, f"{CASES[index % len(CASES)]} seed {seed}: solve answered {sol.value} on an unbounded objective"
+    assert sol.certificate <= ACCEPT
+    at_solution = objective(torch.where(torch.isneginf(sol.logp), -700.0, sol.logp).numpy())
+    assert at_solution == pytest.approx(sol.value, rel=SAME_VALUE, abs=SAME_VALUE), CASES[index % len(CASES)]
+    assert sol.value <= reference + VALUE_TOL * (1 + abs(reference)), (
+        f"{CASES[index % len(CASES)]} seed {seed}: solve {sol.value!r} above reference {reference!r}")
+    return "certified"
+
+
+@pytest.mark.parametrize("draw", range(20))
+def test_solve_matches_independent_minimiser_fast(draw):
+    check(7 * draw, 1000 + draw)
+
+
+@pytest.mark.slow
+def test_solve_matches_independent_minimiser_on_240_draws():
+    outcomes = [check(draw, 5000 + draw) for draw in range(240)]
+    assert outcomes.count("failed") <= 0.05 * len(outcomes), outcomes

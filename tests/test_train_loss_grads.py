@@ -1,0 +1,76 @@
+"""The loss side of training (toybench.loss_grads): the objective's value on every layout against the
+record-list objective, and ∂L/∂log π for a given mini-batch against autograd."""
+import numpy as np
+import pytest
+import torch
+
+import toybench as tb
+from toybench import loss_grads
+from toybench.losses.base import LENGTH_INPUTS
+from toybench.objective import record_inputs
+
+LENGTHS = [1.0, 2.0, 3.0, 4.0, 6.0]
+
+
+def with_needed_fields(loss, pairs, rng):
+    """``pairs`` plus a positive random field for every named per-record input the loss needs."""
+    extra = {name: torch.tensor(rng.uniform(0.2, 1.0, size=(pairs.runs, pairs.size)))
+             for name in loss.needs if name not in LENGTH_INPUTS}
+    return pairs.with_fields(**extra) if extra else pairs
+
+
+def autograd_objective(loss, logp, pairs, state_from="population"):
+    """(Σ_k ω_k·ℓ_k ``[B]``, its gradient in log π) by autograd through the record-list inputs."""
+    logp = logp.clone().requires_grad_(True)
+    inputs = record_inputs(loss, logp, pairs)
+    state = {}
+    if loss.stateful:
+        state = {"state": loss.population_state(inputs, pairs.weight) if state_from == "population"
+                 else loss.update_state(loss.init_state(logp.shape[0], logp), inputs, pairs.weight)}
+    value = (pairs.weight * loss(**inputs, **state)).sum(-1)
+    (grad,) = torch.autograd.grad(value.sum(), logp)
+    return value.detach(), grad
+
+
+@pytest.mark.parametrize("data", ["population", "per_run_sample"])
+@pytest.mark.parametrize("name", tb.losses.names())
+def test_value_equals_the_record_list_objective(name, data):
+    prob = tb.Problem.random(tb.FlatSpace(5, lengths=LENGTHS), prompts=2, seed=3)
+    rng = np.random.default_rng(7)
+    loss = tb.losses.make(name)
+    pairs = tb.population(prob) if data == "population" else tb.sample_pairs(prob, n=6, seed=[1, 2, 3])
+    pairs = with_needed_fields(loss, pairs, rng)
+    logp = torch.log_softmax(torch.tensor(rng.normal(size=(3, 2, 5))), dim=-1)
+    side = loss_grads.LossGrads(loss, pairs, 3, like=logp)
+    assert (side.grid is not None) == (data == "population" and not loss.stateful)
+    expected, _ = autograd_objective(loss, logp, pairs)
+    # float64 rounding of two summation orders over ≤ 40 records
+    np.testing.assert_allclose(side.value(logp).numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["dpo", "simpo", "kto", "alpha_dpo"])
+def test_grad_on_a_given_minibatch_equals_autograd(name):
+    """``grad(logp, records)`` is ∂/∂log π of the mini-batch objective (a stateful loss's statistics
+    updated from those records first, from its initial state)."""
+    prob = tb.Problem.random(tb.FlatSpace(5, lengths=LENGTHS), prompts=2, seed=4)
+    rng = np.random.default_rng(2)
+    loss = tb.losses.make(name)
+    pairs = tb.population(prob)
+    batch = tb.sample_pairs(prob, n=7, seed=[5, 6])
+    logp = torch.log_softmax(torch.tensor(rng.normal(size=(2, 2, 5))), dim=-1)
+    side = loss_grads.LossGrads(loss, pairs, 2, like=logp)
+    _, expected = autograd_objective(loss, logp, batch, state_from="update")
+    assert expected.abs().max() > 1e-4
+    np.testing.assert_allclose(side.grad(logp, batch).numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_value_changes_no_state():
+    prob = tb.Problem.random(tb.FlatSpace(4), prompts=1, seed=0)
+    pairs = tb.population(prob)
+    loss = tb.losses.make("kto")
+    logp = torch.log_softmax(torch.tensor(np.random.default_rng(0).normal(size=(2, 1, 4))), dim=-1)
+    side = loss_grads.LossGrads(loss, pairs, 2, like=logp)
+    before = {key: value.clone() for key, value in side.states[0].items()}
+    first = side.value(logp)
+    assert all(torch.equal(before[key], side.states[0][key]) for key in before)
+    assert torch.equal(first, side.value(logp))
