@@ -52,3 +52,22 @@ def test_solve_certifies_token_dpo_at_its_closed_form():
     solution = tb.solve(loss, tb.population(prob))
     assert solution.certificate <= 1e-8
     assert tb.metrics.tv(solution.logp, tb.optima.reverse_kl(prob, 0.5)) < 1e-9
+
+
+def test_loss_side_of_a_token_loss_is_autograd_of_the_objective():
+    """``LossGrads`` on a token-level loss: value and ∂L/∂log π equal the objective and its autograd
+    gradient, for the full data and for a given mini-batch."""
+    from toybench.loss_grads import LossGrads
+    from toybench.objective import objective
+    prob = tb.Problem.random(tb.SequenceSpace(2, 2), prompts=2, seed=1)
+    loss, pairs = tb.losses.make("d3po"), tb.population(prob)
+    batch = tb.sample_pairs(prob, n=5, seed=[3, 4])
+    logp = torch.log_softmax(torch.randn(2, 2, prob.Y, dtype=torch.float64,
+                                         generator=torch.Generator().manual_seed(2)), -1)
+    side = LossGrads(loss, pairs, 2, like=logp)
+    table = logp.clone().requires_grad_(True)
+    for records in (pairs, batch):
+        value = objective(loss, table, records)
+        (grad,) = torch.autograd.grad(value.sum(), table)
+        torch.testing.assert_close(side.grad(logp, None if records is pairs else records), grad)
+    torch.testing.assert_close(side.value(logp), objective(loss, logp, pairs).expand(2))
