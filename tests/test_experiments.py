@@ -7,7 +7,17 @@ import pytest
 import scipy.optimize
 import torch
 
-from toybench.experiments import NAMES, density, did, ipo_bandit, label_noise, optimiser, ranking_accuracy
+from toybench.experiments import (
+    NAMES,
+    density,
+    did,
+    displacement,
+    ipo_bandit,
+    label_noise,
+    optimiser,
+    ranking_accuracy,
+    selfplay,
+)
 
 
 def softmax(x):
@@ -116,3 +126,33 @@ def test_did_formula_uniform_rejected_sampler_numpy():
 def test_every_reproduction_has_a_module():
     import toybench.experiments as experiments
     assert all(hasattr(experiments, name) for name in NAMES)
+
+
+def test_razin_construction_first_step_rates():
+    # Thm. 2: d/dt ln π(y) = c·⟨W_y − W̄, W_{y+} − W_{y−}⟩ with c = β·σ(0)·lr > 0 at h = 0;
+    # W̄ = Σ π_y W_y at π = (0.6, 0.3, 0.1): initial rates (−0.006, −0.046, +0.174)·c (derived).
+    steps, probs, loss = displacement.razin(1)
+    W = np.array([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]])
+    pi = np.array([0.6, 0.3, 0.1])
+    rates = (W - pi @ W) @ (W[0] - W[1])
+    np.testing.assert_allclose(rates, [-0.006, -0.046, 0.174], atol=1e-12)
+    change = np.log(probs[1].numpy()) - np.log(pi)
+    c = 0.1 * 0.5 * 1.0                     # lr·β·σ(0): the hidden step is c·(W_{y+} − W_{y−})
+    # one SGD step vs the first-order rate: error O(c²·‖W_{y+} − W_{y−}‖²) ≈ 2.5e-3·0.04
+    np.testing.assert_allclose(change, c * rates, atol=1e-4)
+    assert loss[1] < loss[0]
+
+
+def test_tabular_chosen_rises_every_step():
+    _, probs = displacement.tabular(200)
+    assert bool((probs[1:, 0] > probs[:-1, 0]).all())
+
+
+def test_selfplay_winner_solves_the_game():
+    prob = selfplay.skew_cycle()
+    payoff = prob.preference[0].numpy() - 0.5
+    winner = np.array(selfplay.WINNER)
+    np.testing.assert_allclose(payoff.T @ winner, 0.0, atol=1e-15)   # equaliser: every action wins ½ against it
+    # regularised equilibrium: fixed point π ∝ π_ref·exp(Pπ/τ), checked in NumPy
+    for tau, pi in zip(selfplay.TAUS, selfplay.regularised_path().numpy(), strict=True):
+        np.testing.assert_allclose(pi, softmax(prob.preference[0].numpy() @ pi / tau), atol=1e-10)

@@ -251,3 +251,52 @@ def _did(fig):
     ax.set_xlabel("response y")
     ax.set_ylabel("π(y) (probability)")
     _legend(ax)
+
+
+@figure("displacement", "displacement",
+        "Likelihood displacement: with shared parameters DPO lowers the chosen response from step one while its loss "
+        "falls; a logit table cannot (arXiv 2410.08847; DPO β = 1, SGD).")
+def _displacement(fig):
+    from .experiments import displacement as exp
+    axes = fig.subplots(1, 2)
+    steps, probs, loss = exp.razin(2000, every=10)
+    names = ("chosen y+", "rejected y−", "unseen z")
+    for i, style in enumerate(("-", "--", ":")):
+        axes[0].plot(steps.numpy(), probs[:, i].numpy(), style, color=PALETTE["dpo"], label=f"π({names[i]})")
+    axes[0].plot(steps.numpy(), loss.numpy(), color=PALETTE["other"], label="DPO loss (nats)")
+    axes[0].set_title("LogLinear, shared hidden vector (lr 0.1)", fontsize=9)
+    steps, probs = exp.tabular(3000, every=10)
+    for i, style in enumerate(("-", "--", ":")):
+        axes[1].plot(steps.numpy(), probs[:, i].numpy(), style, color=PALETTE["dpo"], label=f"π({names[i]})")
+    axes[1].set_title("logit table, π_ref = (0.2, 0.5, 0.3) (lr 0.01)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("SGD step")
+        ax.set_ylabel("probability / loss (nats)")
+        _legend(ax)
+
+
+@figure("selfplay", "selfplay",
+        "Self-play on an intransitive 3-cycle: the last Hedge iterate cycles, its running average converges to the "
+        "von Neumann winner (2/7, 1/7, 4/7) (arXiv 2405.00675, 2404.03715; η = 0.1).")
+def _selfplay(fig):
+    from .experiments import selfplay as exp
+    steps, last, average = exp.hedge(0.1, 20000, record_every=20)
+    axes = fig.subplots(1, 2)
+    for i, style in enumerate(("-", "--", ":")):
+        axes[0].plot(steps.numpy() / 1000, last[:, i].numpy(), style, color=PALETTE["other"], lw=0.8,
+                     label=f"last iterate π({i + 1})")
+        axes[0].plot(steps.numpy() / 1000, average[:, i].numpy(), style, color=PALETTE["dpo"], label=f"average π̄({i + 1})")
+        axes[0].axhline(exp.WINNER[i], color=PALETTE["reference"], lw=0.6)
+    axes[0].set_xlabel("self-play step (thousands)")
+    axes[0].set_ylabel("probability")
+    axes[0].set_title("Hedge from uniform (grey: the winner)", fontsize=9)
+    taus = [2.0 ** k for k in range(2, -8, -1)]
+    path = exp.regularised_path(tuple(taus))
+    for i, style in enumerate(("-", "--", ":")):
+        axes[1].plot(taus, path[:, i].numpy(), style + "o", ms=3, color=PALETTE["ipo"], label=f"π*_τ({i + 1})")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("regularisation τ (dimensionless)")
+    axes[1].set_ylabel("probability")
+    axes[1].set_title("regularised equilibrium path (uniform π_ref)", fontsize=9)
+    for ax in axes:
+        _legend(ax)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import losses, metrics, optima
-from ..experiments import density, did, ipo_bandit, label_noise, optimiser, ranking_accuracy
+from ..experiments import density, did, displacement, ipo_bandit, label_noise, optimiser, ranking_accuracy, selfplay
 from ..pairs import population
 from ..solve import solve
 from .registry import claim
@@ -271,3 +271,70 @@ def did_no_signal() -> float:
     """Rejected draws from π_ref itself carry no signal: DPO stays at π_ref (TV)."""
     prob = did.instance()
     return float(metrics.tv(did.optimum(prob, 1.0, prob.ref_logp), prob.ref_logp))
+
+
+RAZIN_TABLE = {100: (0.5537, 0.2289, 0.2174), 500: (0.1405, 0.0318, 0.8277)}
+"""π(y+), π(y−), π(z) of the LogLinear construction at steps 100 and 500 (derived, 4 decimals)."""
+
+
+@claim("repro.displacement.razin_chosen_falls",
+       citation="Razin et al., arXiv 2410.08847, Thm. 2 (construction derived here)",
+       assumptions="LogLinear: W_{y+} = (1, 0.1), W_{y−} = (1, −0.1), W_z = (0, 1), base log(0.6, 0.3, 0.1), hidden h "
+                   "from 0; DPO β = 1 on y+ ≻ y−, SGD lr 0.1, 500 steps (max abs error vs the 4-decimal table)",
+       tolerance=5e-5 + 1e-9)
+def razin_chosen_falls() -> float:
+    """DPO lowers the chosen response's probability from the first step while its loss falls (table error)."""
+    _, probs, loss = displacement.razin(500)
+    if not bool((loss[1:] < loss[:-1]).all() and (probs[1:, 0] < probs[:-1, 0]).all()):
+        return math.inf
+    return max(float((probs[step] - torch.tensor(row, dtype=torch.float64)).abs().max())
+               for step, row in RAZIN_TABLE.items())
+
+
+@claim("repro.displacement.tabular_unseen_peak",
+       citation="Razin et al., arXiv 2410.08847, §3 (why a logit table cannot displace); derived",
+       assumptions="tabular logits, π_ref = (0.2, 0.5, 0.3), one pair 0 ≻ 1, DPO β = 1, SGD lr 0.01, 300 steps: the "
+                   "unseen response peaks at 0.3217 at step 121, where π_0 ≈ π_1 (abs error of the peak, 4 decimals)",
+       tolerance=5e-5 + 1e-9)
+def tabular_unseen_peak() -> float:
+    """With a logit table the unseen response rises only while π_l > π_w (error of its peak value)."""
+    _, probs = displacement.tabular(300)
+    peak = int(probs[:, 2].argmax())
+    if peak != 121 or not bool((probs[1:, 0] > probs[:-1, 0]).all()):
+        return math.inf
+    return abs(float(probs[peak, 2]) - 0.3217)
+
+
+@claim("repro.selfplay.hedge_average_converges",
+       citation="Wu et al. (SPPO), arXiv 2405.00675, §3; Rosset et al. (DNO), arXiv 2404.03715",
+       assumptions="skew 3-cycle P(1≻2) = 0.9, P(2≻3) = 0.7, P(3≻1) = 0.6; exact Hedge step η = 0.1, 20,000 steps "
+                   "from uniform; running average vs the derived (0.2858, 0.1440, 0.5702) (abs error, 4 decimals)",
+       tolerance=5e-5 + 1e-9)
+def hedge_average() -> float:
+    """Self-play's running average converges to the von Neumann winner (2/7, 1/7, 4/7) (error vs the table)."""
+    _, _, average = selfplay.hedge(0.1, 20000, record_every=20000)
+    return float((average[-1] - torch.tensor([0.2858, 0.1440, 0.5702], dtype=torch.float64)).abs().max())
+
+
+@claim("repro.selfplay.hedge_last_iterate_cycles",
+       citation="Wu et al. (SPPO), arXiv 2405.00675; Rosset et al. (DNO), arXiv 2404.03715 (last-iterate claims)",
+       assumptions="the same run: TV between the last iterate and the winner (2/7, 1/7, 4/7) after 20,000 steps",
+       tolerance=0.1, comparison=">=")
+def hedge_last_iterate() -> float:
+    """On an intransitive game the last self-play iterate does not converge (TV to the winner stays large)."""
+    _, last, _ = selfplay.hedge(0.1, 20000, record_every=20000)
+    return 0.5 * float((last[-1] - torch.tensor(selfplay.WINNER, dtype=torch.float64)).abs().sum())
+
+
+NASH_TABLE = {1.0: (0.36592, 0.30814, 0.32594), 0.1: (0.43385, 0.14818, 0.41797), 0.01: (0.30611, 0.13424, 0.55965)}
+
+
+@claim("repro.selfplay.regularised_equilibrium_path",
+       citation="Munos et al. (Nash-MD), arXiv 2312.00886; Wu et al., arXiv 2405.00675",
+       assumptions="skew 3-cycle, uniform π_ref, π*_τ ∝ π_ref·exp(Pπ*_τ/τ) at τ ∈ {1, 0.1, 0.01} (optima.nash) vs "
+                   "the derived 5-decimal table; the path is non-monotone (action 1 leads at τ = 0.1)",
+       tolerance=FIVE_DECIMALS)
+def nash_path() -> float:
+    """The regularised equilibrium moves non-monotonically towards the winner as τ → 0 (max abs error)."""
+    found = selfplay.regularised_path(tuple(NASH_TABLE))
+    return float((found - torch.tensor(list(NASH_TABLE.values()), dtype=torch.float64)).abs().max())
