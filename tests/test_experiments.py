@@ -12,6 +12,7 @@ from toybench.experiments import (
     density,
     did,
     displacement,
+    granularity,
     ipo_bandit,
     label_noise,
     optimiser,
@@ -156,3 +157,10 @@ def test_selfplay_winner_solves_the_game():
     # regularised equilibrium: fixed point π ∝ π_ref·exp(Pπ/τ), checked in NumPy
     for tau, pi in zip(selfplay.TAUS, selfplay.regularised_path().numpy(), strict=True):
         np.testing.assert_allclose(pi, softmax(prob.preference[0].numpy() @ pi / tau), atol=1e-10)
+
+
+def test_granularity_one_segment_matches_numpy_pistar():
+    # π*_β on the tree with uniform π_ref: softmax(r/β), r = (1, 0, 0.5, −1), β = 1
+    np.testing.assert_allclose(granularity.best_policy(1), softmax(np.array([1.0, 0.0, 0.5, -1.0])), atol=1e-7)
+    token_level = granularity.best_policy(0).numpy()
+    assert 0.5 * np.abs(token_level - softmax(np.array([1.0, 0.0, 0.5, -1.0]))).sum() > 0.03

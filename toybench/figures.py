@@ -300,3 +300,21 @@ def _selfplay(fig):
     axes[1].set_title("regularised equilibrium path (uniform π_ref)", fontsize=9)
     for ax in axes:
         _legend(ax)
+
+
+@figure("granularity", "granularity",
+        "Token-level autoregressive DPO on response-level BT labels misses π*_β; one feedback segment per response "
+        "recovers it (arXiv 2602.09533; depth-2 tree, β = 1).")
+def _granularity(fig):
+    from .experiments import granularity as exp
+    bars = {"π*_β (closed form)": (exp.target(), PALETTE["reference"]),
+            "ADPO, one segment (= DPO)": (exp.best_policy(1), PALETTE["dpo"]),
+            "ADPO, token level": (exp.best_policy(0), PALETTE["other"])}
+    ax = fig.subplots(1, 1)
+    width = 0.25
+    for i, (label, (probs, colour)) in enumerate(bars.items()):
+        ax.bar([k + (i - 1) * width for k in range(4)], probs.tolist(), width, color=colour, label=label)
+    ax.set_xticks(range(4), exp.TREE)
+    ax.set_xlabel("response (two tokens)")
+    ax.set_ylabel("π(y) (probability)")
+    _legend(ax)

@@ -13,7 +13,17 @@ import numpy as np
 import torch
 
 from .. import losses, metrics, optima
-from ..experiments import density, did, displacement, ipo_bandit, label_noise, optimiser, ranking_accuracy, selfplay
+from ..experiments import (
+    density,
+    did,
+    displacement,
+    granularity,
+    ipo_bandit,
+    label_noise,
+    optimiser,
+    ranking_accuracy,
+    selfplay,
+)
 from ..pairs import population
 from ..solve import solve
 from .registry import claim
@@ -338,3 +348,27 @@ def nash_path() -> float:
     """The regularised equilibrium moves non-monotonically towards the winner as τ → 0 (max abs error)."""
     found = selfplay.regularised_path(tuple(NASH_TABLE))
     return float((found - torch.tensor(list(NASH_TABLE.values()), dtype=torch.float64)).abs().max())
+
+
+ADPO_TOKEN_LEVEL = (0.45153, 0.20144, 0.29801, 0.04902)
+"""The token-level ADPO optimum on the depth-2 tree (derived, 5 decimals; π* is (0.47399, 0.17437, 0.28749, 0.06415))."""
+
+
+@claim("repro.granularity.token_level_optimum",
+       citation="Oi et al., arXiv 2602.09533, Table 1 and Prop. 1 (token vs feedback granularity)",
+       assumptions="depth-2 tree aa, ab, ba, bb, uniform π_ref, r = (1, 0, 0.5, −1), β = 1, all ordered pairs with "
+                   "soft BT labels; best AutoregressiveTabular policy (fit_best, 4 starts) at token granularity "
+                   "(max abs error vs the 5-decimal values)",
+       tolerance=FIVE_DECIMALS)
+def granularity_token_level() -> float:
+    """Token-level autoregressive DPO lands on a different policy from π*_β (error vs its derived optimum)."""
+    return float((granularity.best_policy(0) - torch.tensor(ADPO_TOKEN_LEVEL, dtype=torch.float64)).abs().max())
+
+
+@claim("repro.granularity.one_segment_is_dpo",
+       citation="Oi et al., arXiv 2602.09533, Cor. 1",
+       assumptions="the same tree; one feedback segment per response (m = 1); TV to π*_β",
+       tolerance=1e-6)
+def granularity_one_segment() -> float:
+    """With one feedback segment autoregressive DPO is DPO and recovers π*_β (TV)."""
+    return 0.5 * float((granularity.best_policy(1) - granularity.target()).abs().sum())
