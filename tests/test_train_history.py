@@ -1,5 +1,7 @@
 """Training history: the quick in-dtype records against toybench.metrics (float64), the ``metrics=``
 choice, exact first and last records, the frame with gaps, repr and plot."""
+import importlib
+
 import matplotlib
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from toybench.policies import Tabular
 from toybench.train import DEFAULT_METRICS, METRICS, train
 
 matplotlib.use("Agg")
+train_module = importlib.import_module("toybench.train")   # tb.train is the function
 
 
 def random_problem(preference="bt"):
@@ -131,3 +134,18 @@ def test_plot_has_title_labels_and_legend(runs, lines):
     matplotlib.pyplot.close(ax.figure)
     with pytest.raises(ValueError, match="max_lines must be an integer >= 1"):
         history.plot(max_lines=0)
+
+
+def test_loss_only_and_buffered_flushes(monkeypatch):
+    """``metrics=["loss"]`` records the loss alone between the exact ends; with a small buffer the
+    quick records are computed in several flushes and still come in step order with the same values."""
+    prob = random_problem()
+    loss, pairs = tb.losses.make("ipo", beta=0.5), tb.population(prob)
+    history = train(Tabular(prob, runs=2, dtype=torch.float64), loss, pairs, steps=5, log_every=1, metrics=["loss"])
+    assert [set(r) for r in history.records[1:-1]] == [{"step", "loss"}] * 4
+    one_go = train(Tabular(prob, runs=2), loss, pairs, steps=7, log_every=1, metrics="all")
+    monkeypatch.setattr(train_module, "PENDING_ELEMENTS", 2 * 2 * 3 * 5)   # two kept steps per flush
+    flushed = train(Tabular(prob, runs=2), loss, pairs, steps=7, log_every=1, metrics="all")
+    assert flushed.steps == one_go.steps == list(range(8))
+    for first, second in zip(one_go.records, flushed.records, strict=True):
+        assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first if k != "step")

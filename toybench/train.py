@@ -41,9 +41,12 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 TARGET_METRICS = ("kl_to_target", "kl_from_target", "tv_to_target")
 METRICS = ("loss", *TARGET_METRICS, "kl_to_ref", "entropy", "win_rate", "expected_reward", "mass_on_best")
-DEFAULT_METRICS = ("loss", *TARGET_METRICS, "kl_to_ref", "entropy", "expected_reward", "mass_on_best")
-"""What a logged step records unless ``metrics=`` says otherwise: everything but ``win_rate``
-(a ``[B, P, Y, Y]`` contraction; ask for it, or read it at the first and last step)."""
+DEFAULT_METRICS = METRICS[1:]
+"""What a logged step records unless ``metrics=`` says otherwise: every metric of the log-prob
+table (O(B·P·Y) work, a fraction of a step), not ``loss``, a sum over every record that costs as
+much as a training step: ask for it with ``metrics=``, or read it at the first and last step."""
+PENDING_ELEMENTS = 1 << 24
+"""The history computes its quick records once this many log-prob entries are kept (64 MiB in float32)."""
 MALLOC_PRIMER_BYTES = 24 << 20
 """Size of the buffer ``_recycle_large_blocks`` allocates and frees (below glibc's 32 MiB cap)."""
 
@@ -61,10 +64,12 @@ class History:
       preferences, and under BT ``expected_reward`` and ``mass_on_best`` (as
       ``toybench.metrics.summary``; all ρ-averaged over prompts).
 
-    Step 0 and the last step hold every metric, computed in float64 by ``toybench.metrics`` from
-    the policy's table renormalised in float64: the numbers to compare with exact targets. The
-    steps in between hold the ``metrics`` asked of ``train``, computed batched over runs in the
-    policy's own dtype and on its device (float32 rounding, ~1e-6 relative), stored as float64."""
+    Where float64 is kept: step 0 and the last step hold every metric, computed in float64 by
+    ``toybench.metrics`` (and the loss in float64) from the policy's table renormalised in
+    float64: the numbers to compare with exact targets. The steps in between hold the ``metrics``
+    asked of ``train`` (default ``DEFAULT_METRICS``: not ``loss``), computed from that step's
+    own forward pass, batched over runs in the policy's dtype and on its device (for float32,
+    rounding ~1e-6 relative), stored as float64."""
 
     steps: list[int]
     records: list[dict]
@@ -157,20 +162,19 @@ def train(policy, loss: Loss, pairs: Pairs, steps: int, optimizer: str = "adam",
     grads = LossGrads(loss, pairs, runs, like=logp)
     sampler = None if batch_size is None else _Sampler(pairs, runs, batch_size, seed)
     optim = _Optimizer(optimizer, list(policy.parameters()), lr_values)
-    recorder = _Recorder(loss, pairs, grads, _target(loss, pairs, target, runs), names, like=logp)
     history = History([], [])
-    recorder.exact(history, 0, policy)
+    recorder = _Recorder(history, loss, pairs, grads, _target(loss, pairs, target, runs), names, like=logp)
+    recorder.exact(0, policy)
     bar = _progress_bar(steps) if progress else None
     for step in range(1, steps + 1):
-        logp, vjp = logp_and_vjp(policy)
+        logp, vjp = logp_and_vjp(policy)          # log π after step − 1 updates
+        if step > 1 and (step - 1) % log_every == 0:
+            recorder.quick(step - 1, logp)            # the history reuses this forward pass
         records = None if sampler is None else sampler.draw()
         optim.step(vjp(grads.grad(logp, records)))
-        if step == steps:
-            recorder.exact(history, step, policy)
-        elif step % log_every == 0:
-            recorder.quick(history, step, policy)
         if bar is not None:
             bar.update(1)
+    recorder.exact(steps, policy)
     if bar is not None:
         bar.close()
     return history
@@ -283,29 +287,34 @@ def _target(loss, pairs, target, runs):
 # ------------------------------------------------------------------------ history
 class _Recorder:
     """Writes ``History`` records: ``exact`` (every metric, float64, ``toybench.metrics``) and
-    ``quick`` (the asked metrics, batched in the policy's dtype on its device, nothing leaves the
-    device). The problem's tables are converted once, here."""
+    ``quick`` (the asked metrics in the policy's dtype on its device). ``quick`` only keeps a copy
+    of the step's log-probs (and its loss, when asked); ``flush`` computes the metrics of all kept
+    steps at once, batched over steps and runs, with no validation and no host sync. The
+    problem's tables are converted once, here."""
 
-    def __init__(self, loss, pairs, grads, target, names, like):
+    def __init__(self, history, loss, pairs, grads, target, names, like):
         prob = pairs.problem
-        self.prob, self.names, self.grads, self.target = prob, names, grads, target
+        self.history, self.prob, self.names, self.grads, self.target = history, prob, names, grads, target
+        self.loss, self.pairs, self.pending = loss, pairs, []
         self.exact_grads = grads if like.dtype == torch.float64 else None
-        self.loss, self.pairs = loss, pairs
         to = {"device": like.device, "dtype": like.dtype}
-        self.rho, self.ref = prob.prompt_weights.to(**to), prob.ref_logp.to(**to)
-        self.tables = {"ref_p": self.ref.exp()}
-        if target is not None:
-            self.tables["target"] = target.to(**to)
-            self.tables["target_p"] = self.tables["target"].exp()
-        if "win_rate" in names:
-            self.tables["pref"] = prob.preference_matrix().to(**to)
+        self.rho = prob.prompt_weights.to(**to)
+        self.nan = torch.full((like.shape[0],), math.nan, dtype=torch.float64, device=like.device)
+        # Σ_y π(y|x)·c(x, y) for each column c: log π_ref, w = Σ_z P(y ≻ z|x)·π_ref(z|x) (win rate),
+        # then under BT the reward r and 1[y is a best response]
+        columns = [prob.ref_logp, torch.einsum("pyz,pz->py", prob.preference_matrix(), prob.ref_logp.exp())]
         if prob.reward is not None:
-            reward = prob.reward.to(**to)
-            self.tables["reward"] = reward
-            self.tables["best"] = (reward == reward.amax(-1, keepdim=True)).to(like.dtype)
+            columns += [prob.reward, (prob.reward == prob.reward.amax(-1, keepdim=True)).to(torch.float64)]
+        self.columns = torch.stack(columns, -1).to(**to)
+        if target is not None:
+            target = target.to(**to)
+            self.target_p, self.target_dropped = target.exp(), target == -math.inf
+            self.target_finite = target.masked_fill(self.target_dropped, 0.0)
+            self.target_plogp = torch.special.xlogy(self.target_p, self.target_p).sum(-1)   # Σ π_tgt log π_tgt
 
-    def exact(self, history, step, policy):
+    def exact(self, step, policy):
         """Every metric in float64, from the policy's table renormalised in float64."""
+        self.flush()
         with torch.no_grad():
             logp = log_normalize(policy.logp().detach().to(torch.float64))
             if self.exact_grads is None:
@@ -313,45 +322,48 @@ class _Recorder:
             record = {"step": step, "loss": self.exact_grads.value(logp)}
             target = None if self.target is None else self.target.to(logp.device)
             metrics = summary(logp, self.prob, target)
-            nan = torch.full_like(record["loss"], math.nan)
-            record.update({key: metrics.get(key, nan) for key in TARGET_METRICS})
+            record.update({key: metrics.get(key, self.nan) for key in TARGET_METRICS})
             record.update({key: value for key, value in metrics.items() if key not in TARGET_METRICS})
             record = {key: value if key == "step" else value.expand_as(record["loss"])
                       for key, value in record.items()}
-        history.steps.append(step)
-        history.records.append(record)
+        self.history.steps.append(step)
+        self.history.records.append(record)
 
-    def quick(self, history, step, policy):
-        """The asked metrics in the policy's dtype (no validation, no host sync)."""
-        record = {"step": step}
+    def quick(self, step, logp):
+        """Keep step ``step``'s log-probs ``logp`` (detached) for ``flush``; the loss now, if asked."""
         with torch.no_grad():
-            logp = policy.logp().detach()
-            p, t = logp.exp(), self.tables
-            per_prompt = {
-                "kl_to_target": lambda: _kl(p, logp, t["target"]),
-                "kl_from_target": lambda: _kl(t["target_p"], t["target"], logp),
-                "tv_to_target": lambda: 0.5 * (p - t["target_p"]).abs().sum(-1),
-                "kl_to_ref": lambda: _kl(p, logp, self.ref),
-                "entropy": lambda: -torch.where(p > 0, p * logp, 0.0).sum(-1),
-                "win_rate": lambda: torch.einsum("bpy,pyz,pz->bp", p, t["pref"], t["ref_p"]),
-                "expected_reward": lambda: (p * t["reward"]).sum(-1),
-                "mass_on_best": lambda: (p * t["best"]).sum(-1),
-            }
-            for name in self.names:
-                if name == "loss":
-                    record[name] = self.grads.value(logp).double()
-                elif name in TARGET_METRICS and "target" not in t:
-                    record[name] = torch.full((logp.shape[0],), math.nan, dtype=torch.float64, device=logp.device)
-                elif name not in ("expected_reward", "mass_on_best") or "reward" in t:
-                    values = per_prompt[name]()
-                    record[name] = torch.where(self.rho > 0, self.rho * values, 0.0).sum(-1).double()
-        history.steps.append(step)
-        history.records.append(record)
+            loss = self.grads.value(logp).double() if "loss" in self.names else None
+            self.pending.append((step, logp.clone(), loss))
+        if len(self.pending) * logp.numel() >= PENDING_ELEMENTS:
+            self.flush()
 
+    def flush(self):
+        """The asked metrics of every kept step, per prompt then ρ-averaged, over ``[S, B, P, Y]``.
 
-def _kl(p, logp, logq):
-    """Σ_y p·(log p − log q) per prompt, with 0·log 0 = 0."""
-    return torch.where(p > 0, p * (logp - logq), 0.0).sum(-1)
+        KL(π‖q) = Σ π log π − Σ π log q, with 0·log 0 = 0 (``xlogy``) and +∞ where q drops a
+        response π keeps; KL(π_tgt‖π) = Σ π_tgt log π_tgt − Σ π_tgt log π."""
+        if not self.pending:
+            return
+        with torch.no_grad():
+            p = torch.stack([logp for _, logp, _ in self.pending]).exp_()               # [S, B, P, Y]
+            plogp = torch.special.xlogy(p, p).sum(-1)
+            linear = torch.einsum("sbpy,pyk->sbpk", p, self.columns)
+            per_prompt = {"kl_to_ref": plogp - linear[..., 0], "entropy": -plogp, "win_rate": linear[..., 1]}
+            if self.columns.shape[-1] > 2:
+                per_prompt.update(expected_reward=linear[..., 2], mass_on_best=linear[..., 3])
+            if self.target is not None:
+                outside = (p * self.target_dropped).sum(-1) > 0
+                per_prompt["kl_to_target"] = (plogp - (p * self.target_finite).sum(-1)).masked_fill_(outside, math.inf)
+                per_prompt["kl_from_target"] = self.target_plogp - torch.special.xlogy(self.target_p, p).sum(-1)
+                per_prompt["tv_to_target"] = 0.5 * (p - self.target_p).abs().sum(-1)
+            asked = [name for name in self.names if name in per_prompt]
+            values = (torch.stack([per_prompt[name] for name in asked] or [plogp]) * self.rho).sum(-1).double()
+        for index, (step, _, loss) in enumerate(self.pending):
+            found = {"loss": loss, **{name: values[m, index] for m, name in enumerate(asked)}}
+            self.history.steps.append(step)
+            self.history.records.append({"step": step, **{name: found.get(name, self.nan) for name in self.names
+                                                          if name in found or name in TARGET_METRICS}})
+        self.pending = []
 
 
 def _progress_bar(steps):
