@@ -17,6 +17,7 @@ from toybench.experiments import (
     label_noise,
     optimiser,
     ranking_accuracy,
+    samplers,
     selfplay,
 )
 
@@ -164,3 +165,23 @@ def test_granularity_one_segment_matches_numpy_pistar():
     np.testing.assert_allclose(granularity.best_policy(1), softmax(np.array([1.0, 0.0, 0.5, -1.0])), atol=1e-7)
     token_level = granularity.best_policy(0).numpy()
     assert 0.5 * np.abs(token_level - softmax(np.array([1.0, 0.0, 0.5, -1.0]))).sum() > 0.03
+
+
+def test_sampler_rewards_and_contraction_factor():
+    reward = samplers.rewards()[0].numpy()
+    np.testing.assert_allclose(reward[:4], [-1.4620, -0.2824, 2.4559, 1.6109], atol=5e-5)   # published draw, 4 dp
+    z_star = (2 + 2 * np.cosh(reward[:, None] - reward[None, :])).sum()
+    assert z_star == pytest.approx(3575.05, abs=0.005 + 1e-3)
+    assert abs(1 - 2 * 20 * 9 * 10 / z_star) == pytest.approx(0.00698, abs=5e-6)
+    # Mix-R near the optimum contracts by that factor per step (derived): check the measured ratio
+    found = samplers.run("mix_r", 14)
+    assert found[14] / found[13] == pytest.approx(abs(1 - 2 * 20 * 9 * 10 / z_star), rel=0.05)
+
+
+def test_sampler_weights_sum_to_one_and_bad_name():
+    reward = samplers.rewards()
+    logp = torch.log_softmax(torch.zeros(1, 20, dtype=torch.float64), -1)
+    for sampler in samplers.SAMPLERS:
+        assert float(samplers.weights(sampler, logp, reward).sum()) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="mix_p"):
+        samplers.weights("mix_q", logp, reward)

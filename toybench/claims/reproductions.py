@@ -22,6 +22,7 @@ from ..experiments import (
     label_noise,
     optimiser,
     ranking_accuracy,
+    samplers,
     selfplay,
 )
 from ..pairs import population
@@ -372,3 +373,35 @@ def granularity_token_level() -> float:
 def granularity_one_segment() -> float:
     """With one feedback segment autoregressive DPO is DPO and recovers π*_β (TV)."""
     return 0.5 * float((granularity.best_policy(1) - granularity.target()).abs().sum())
+
+
+SAMPLER_TABLE = {"unif": {1: 0.6889, 2: 0.2671, 3: 0.1258, 4: 0.05439, 5: 0.02642, 10: 3.56e-3, 20: 3.34e-4},
+                 "mix_r": {1: 2.730, 2: 2.126, 3: 1.611, 4: 1.187, 5: 0.8426, 10: 5.27e-2},
+                 "mix_p": {1: 0.6889, 2: 0.2916, 3: 0.04870, 4: 8.99e-4, 5: 6.03e-6}}
+"""Param Diff by iteration, exact mode, η = 10 (derived with the CPU reward draw, 3–4 significant digits)."""
+
+
+@claim("repro.samplers.param_diff_table",
+       citation="Shi, Zhou, Du, arXiv 2409.19605, §6 (tabular bandit, exact gradients)",
+       assumptions="K = 20, β = 3, rewards torch.manual_seed(1234567) randn on CPU (a CUDA draw differs), logits from "
+                   "0, exact soft-label population loss, SGD lr 10, 20 iterations; samplers Unif, Mix-R, Mix-P "
+                   "(max relative error vs the table printed to 3–4 significant digits)",
+       tolerance=2e-3)
+def sampler_table() -> float:
+    """Exact-gradient Param Diff under the three samplers follows the derived table (max relative error)."""
+    worst = 0.0
+    for sampler, rows in SAMPLER_TABLE.items():
+        found = samplers.run(sampler, max(rows))
+        worst = max(worst, max(abs(found[step] - value) / value for step, value in rows.items()))
+    return worst
+
+
+@claim("repro.samplers.mixed_converge_faster",
+       citation="Shi, Zhou, Du, arXiv 2409.19605, abstract (uniform linear, mixed samplers quadratic)",
+       assumptions="the same set-up; Param Diff after 20 iterations: Mix-R and Mix-P below 1e-14 while Unif is at "
+                   "3.3e-4 (at lr 10 the mixed samplers contract by 0.00698 per step near the optimum; lr "
+                   "Z*/(2Kβ²) = 9.9307 is Newton's step and quadratic) — measured: max mixed PD / Unif PD",
+       tolerance=1e-9)
+def mixed_faster() -> float:
+    """Mixed samplers converge much faster than uniform sampling (ratio of Param Diff after 20 steps)."""
+    return max(samplers.run("mix_r", 20)[-1], samplers.run("mix_p", 20)[-1]) / samplers.run("unif", 20)[-1]

@@ -5,10 +5,22 @@ and adds no math of its own; its functions take the full-size settings as defaul
 ones as arguments. ``toybench.claims.reproductions`` registers their published numbers as claims
 and ``toybench.figures`` draws them. Seeds are batched on the run axis (one ``train`` call).
 """
-from . import density, did, displacement, granularity, ipo_bandit, label_noise, optimiser, ranking_accuracy, selfplay
+from . import (
+    density,
+    did,
+    displacement,
+    granularity,
+    ipo_bandit,
+    label_noise,
+    optimiser,
+    ranking_accuracy,
+    samplers,
+    selfplay,
+)
 
 NAMES = ("ipo_bandit", "optimiser", "density", "ranking_accuracy", "label_noise", "did", "displacement", "selfplay",
-         "granularity")
+         "granularity", "samplers")
 """The reproductions, in the order of the figure gallery."""
 
-__all__ = ["NAMES", "density", "did", "displacement", "granularity", "ipo_bandit", "label_noise", "optimiser", "ranking_accuracy", "selfplay"]
+__all__ = ["NAMES", "density", "did", "displacement", "granularity", "ipo_bandit", "label_noise", "optimiser",
+           "ranking_accuracy", "samplers", "selfplay"]
