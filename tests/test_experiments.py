@@ -19,6 +19,7 @@ from toybench.experiments import (
     ranking_accuracy,
     samplers,
     selfplay,
+    three_d,
 )
 
 
@@ -185,3 +186,14 @@ def test_sampler_weights_sum_to_one_and_bad_name():
         assert float(samplers.weights(sampler, logp, reward).sum()) == pytest.approx(1.0, abs=1e-12)
     with pytest.raises(ValueError, match="mix_p"):
         samplers.weights("mix_q", logp, reward)
+
+
+def test_three_d_instance_and_unseen_mass_bookkeeping():
+    prob, pairs = three_d.data()
+    assert pairs.chosen.shape[-1] == three_d.PROMPTS * three_d.PAIRS_PER_PROMPT
+    reward = prob.reward.numpy()
+    prompt, chosen, rejected = (t[0].numpy() for t in (pairs.prompt, pairs.chosen, pairs.rejected))
+    assert (reward[prompt, chosen] > reward[prompt, rejected]).all()          # BT-ordered records
+    found = three_d.run(seeds=2, epochs=20, every=20)
+    assert found["unseen_mass_gain"].shape == (2, 2)
+    assert float(found["unseen_mass_gain"][0].abs().max()) == 0.0            # no change at the start

@@ -336,3 +336,26 @@ def _samplers(fig):
         ax.set_ylabel("Param Diff (reward units)")
         ax.set_title(f"lr {lr:g}", fontsize=9)
         _legend(ax)
+
+
+@figure("three_d", "three_d",
+        "The '3D properties' toy, reconstructed (arXiv 2406.07327; MLP, 4 prompts × 10 responses, DPO β = 0.1): the "
+        "rejected likelihood plunges, but the unseen responses lose mass instead of gaining it.")
+def _three_d(fig):
+    from .experiments import three_d as exp
+    found = exp.run(epochs=500, every=10)
+    steps = found["steps"].numpy()
+    axes = fig.subplots(1, 2)
+    for key, style, label in (("chosen_logp_change", "-", "chosen"), ("rejected_logp_change", "--", "rejected")):
+        axes[0].plot(steps, found[key].mean(1).numpy(), style, color=PALETTE["dpo"], label=f"{label} (mean of 5 seeds)")
+    axes[0].set_xlabel("epoch (full batch, Adam lr 1e-3)")
+    axes[0].set_ylabel("change of log-probability (nats)")
+    axes[0].set_title("record-mean log-probability change", fontsize=9)
+    axes[1].plot(steps, found["chosen_mass"].mean(1).numpy(), color=PALETTE["dpo"], label="chosen probability")
+    axes[1].plot(steps, found["unseen_mass_gain"].mean(1).numpy(), ":", color=PALETTE["other"],
+                 label="unseen-mass gain")
+    axes[1].set_xlabel("epoch (full batch, Adam lr 1e-3)")
+    axes[1].set_ylabel("probability")
+    axes[1].set_title("mass on chosen and on never-seen responses", fontsize=9)
+    for ax in axes:
+        _legend(ax)

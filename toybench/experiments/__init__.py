@@ -16,11 +16,12 @@ from . import (
     ranking_accuracy,
     samplers,
     selfplay,
+    three_d,
 )
 
 NAMES = ("ipo_bandit", "optimiser", "density", "ranking_accuracy", "label_noise", "did", "displacement", "selfplay",
-         "granularity", "samplers")
+         "granularity", "samplers", "three_d")
 """The reproductions, in the order of the figure gallery."""
 
 __all__ = ["NAMES", "density", "did", "displacement", "granularity", "ipo_bandit", "label_noise", "optimiser",
-           "ranking_accuracy", "samplers", "selfplay"]
+           "ranking_accuracy", "samplers", "selfplay", "three_d"]
