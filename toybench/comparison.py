@@ -21,7 +21,7 @@ from .losses.base import LENGTH_INPUTS
 from .losses.fdiv import with_rewards
 from .losses.token import TOKEN_INPUTS
 from .pairs import Pairs, population, sample_pairs
-from .solve import NoFiniteMinimum, Solution, solve
+from .solve import NoFiniteMinimum, Solution, SolveFailed, solve
 
 COLUMNS = {
     "loss": "the loss and every hyperparameter it was solved with",
@@ -29,7 +29,7 @@ COLUMNS = {
     "noise": "label-flip rate of the records",
     "target_kind": "closed | projection | numeric | none: what is known of the loss's minimiser",
     "case": "how the minimiser was found (tb.solve: convex Newton, lp, nonconvex multi-start, fixed_point; "
-            "lists: solve_lists)",
+            "lists: solve_lists), or 'no finite minimum' / 'solve failed' (metrics then empty)",
     "identified": "the records determine the minimiser uniquely (False: part of it is free; empty: not checked)",
     "kl_to_pistar": "KL(π‖π*_β)",
     "kl_from_pistar": "KL(π*_β‖π)",
@@ -174,7 +174,9 @@ def _solve_lists(loss: Loss, prob, noise: float, lists: tuple[int, str, bool]) -
 def compare(prob, loss_specs, noise=0.0, top: int = 3, scores=None, lists: tuple[int, str, bool] | None = None):
     """One row per loss, per run of a loss with ``[B]`` hyperparameters, and per noise rate
     (``noise`` a number, a list or a ``[B]`` tensor of rates); columns as in ``COLUMNS``. A loss whose infimum is
-    at infinity gets ``case = "no finite minimum"`` and NaN metrics instead of stopping the table.
+    at infinity gets ``case = "no finite minimum"`` and NaN metrics instead of stopping the table; one
+    that ``solve`` could not certify (``SolveFailed``) gets ``case = "solve failed"``, NaN metrics and
+    the failure message as its note.
     ``scores``: reward-model scores ``[P, Y]`` for the losses that read them (see ``records``).
     ``lists=(k, candidates, reward_scores)``: list losses on every Plackett–Luce ranking of k-subsets
     drawn by the candidate law ("uniform" or "ref"), labelled by rank or (``reward_scores``) by the
@@ -204,6 +206,9 @@ def _row(prob, loss, noise, top, scores, lists) -> dict:
         sol = _solve_lists(loss, prob, noise, lists) if lists else solve(loss, records(loss, prob, noise, scores=scores))
     except NoFiniteMinimum as err:
         row.update(case="no finite minimum", identified=False, note=str(err))
+        return row
+    except SolveFailed as err:
+        row.update(case="solve failed", note=str(err))
         return row
     logp = sol.logp
     weights = prob.prompt_weights
