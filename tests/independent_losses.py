@@ -4,8 +4,8 @@ Every per-record formula is written here from the losses' documented formulas (t
 equations as quoted in the docstrings), in NumPy, without calling toybench's loss code; the
 population records D(x, a, b) = ρ(x)·(μ(a,b) + μ(b,a))·σ(r_a − r_b) (self-pairs dropped, μ
 normalised per prompt) are rebuilt from the problem's definition. ``minimise`` is SciPy BFGS with
-finite-difference gradients from several starts, then a derivative-free Powell polish (sound at
-kinks). Its accuracy: it never goes below the true infimum (it evaluates the objective at real
+finite-difference gradients from several starts, then (kinked losses) a derivative-free Powell
+polish (sound at kinks). Its accuracy: it never goes below the true infimum (it evaluates the objective at real
 points), so "solve's value ≤ reference + tol" can only fail when solve misses a lower point.
 """
 import numpy as np
@@ -160,6 +160,8 @@ FORMULAS = {
     "sppo": lambda h, r: (r["gw"] - 0.5 / h["beta"]) ** 2 + (r["gl"] + 0.5 / h["beta"]) ** 2,
 }
 """Per-record losses by registered name (sppo: its ``mode="hard"``)."""
+KINKED = {"dpop", "spo", "minor_dpo", "hinge"}
+"""Losses with relu kinks (the reference then polishes with Powell)."""
 
 
 # ------------------------------------------------------------------------------ population
@@ -191,7 +193,11 @@ class Objective:
         return s - logsumexp(s, axis=-1, keepdims=True)
 
     def __call__(self, s):
-        logp = self.logp(s)
+        return self.at(self.logp(s))
+
+    def at(self, logp):
+        """F at a log-prob table ``[P, Y]``, normalised or not (margin losses only see differences)."""
+        logp = np.asarray(logp, dtype=float).reshape(self.shape)
         lw, ll = logp[self.prompt, self.chosen], logp[self.prompt, self.rejected]
         r = dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
         with np.errstate(all="ignore"):
@@ -203,21 +209,24 @@ UNBOUNDED = -1e3
 """A reference value below this (objectives here have total record weight 1) means unbounded."""
 
 
-def minimise(objective, seed, starts=5):
+def minimise(objective, seed, starts=4, kinked=False):
     """(best value, best log-probs, unbounded?) from BFGS (finite differences) at ``starts``
-    starts (π_ref, uniform, random N(0, 2²) logits from ``seed``), then Powell from the best."""
+    starts (π_ref, uniform, random N(0, 2²) logits from ``seed``), then, for a ``kinked``
+    objective, Powell from the best."""
     rng = np.random.default_rng(seed)
     size = objective.ref.size
     points = [objective.ref.reshape(-1), np.zeros(size)] + [2 * rng.standard_normal(size) for _ in range(starts - 2)]
     best = None
     for x0 in points:
-        found = minimize(objective, x0, method="BFGS", options={"gtol": 1e-9, "maxiter": 3000})
+        found = minimize(objective, x0, method="BFGS", options={"gtol": 1e-8, "maxiter": 300})
         if best is None or found.fun < best.fun:
             best = found
         if found.fun < UNBOUNDED or _recedes(objective, x0, found.x):
             return -np.inf, None, True
-    polished = minimize(objective, best.x, method="Powell", options={"xtol": 1e-12, "ftol": 1e-15, "maxfev": 40000})
-    end = polished if polished.fun < best.fun else best
+    end = best
+    if kinked:
+        polished = minimize(objective, best.x, method="Powell", options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 6000})
+        end = polished if polished.fun < best.fun else best
     return float(end.fun), objective.logp(end.x), False
 
 

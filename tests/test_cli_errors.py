@@ -28,6 +28,8 @@ from toybench.cli import main
     (["compare", "orpo", "--beta", "1"], "--beta applies to losses with a beta field"),
     (["compare", "dpo", "--eps", "0.1"], "--eps applies to losses with a eps field"),
     (["compare", "dpo", "--responses", "3"], "only for --problem random"),
+    (["compare", "dpo", "--problem", "random", "--vocab", "3"], "only for --problem sequence"),
+    (["compare", "dpo", "--problem", "sequence", "--lengths", "1,2"], "not for --problem sequence"),
     (["compare", "dpo", "--beta", "0.1,x"], "argument --beta"),
     (["compare", "ddo", "--noise", "0.1"], "no labels to flip"),
     (["train", "--runs", "0"], "--runs must be >= 1"),

@@ -185,3 +185,13 @@ def test_explain_prints_the_loss_card(capsys):
     assert capsys.readouterr().out == card("cdpo") + "\n"
     assert main(["explain", "nosuchloss"]) == 2
     assert "valid names" in capsys.readouterr().err
+
+
+def test_train_metrics_choose_what_the_logged_steps_record(capsys):
+    assert main(["train", "--metrics", "loss,win_rate", "--steps", "20", "--log-every", "10", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)["history"]
+    assert history["step"] == [0, 10, 20]
+    assert history["win_rate"][1] is not None and history["entropy"][1] is None   # asked for / not asked for
+    assert None not in history["entropy"][::2]                                    # first and last: everything
+    assert main(["train", "--metrics", "loss,bogus"]) == 2
+    assert "unknown metrics ['bogus']" in capsys.readouterr().err

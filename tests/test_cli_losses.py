@@ -1,5 +1,6 @@
 """Every registered loss runs from `toybench compare` and `toybench train` with the command line's
-defaults: lengths, score gaps, win probabilities and DDO's records come from the problem."""
+defaults: lengths, score gaps, win probabilities and DDO's records come from the problem; the
+token-level losses run on ``--problem sequence``."""
 import json
 
 import pytest
@@ -7,20 +8,16 @@ import pytest
 import toybench as tb
 from toybench.cli import main
 
-FLAT_LOSSES = [n for n in tb.losses.names() if not getattr(tb.losses.REGISTRY[n], "needs_table", False)]
-"""The command line's problems are flat; token-level losses need a SequenceSpace (tests/test_losses_token.py)."""
 
-
-@pytest.mark.parametrize("name", FLAT_LOSSES)
+@pytest.mark.parametrize("name", tb.losses.names())
 def test_every_loss_runs_through_compare_and_train(name, capsys):
     token_level = isinstance(tb.losses.make(name), tb.losses.token.TokenLoss)
     problem = ["--problem", "sequence"] if token_level else []
-    if not token_level:   # COORDINATOR-TODO: tb.solve on token-level losses
-        assert main(["compare", name, "--json", *problem]) == 0
-        (row,) = json.loads(capsys.readouterr().out)
-        assert row["loss"].split(":")[0] == name
-        assert row["beta"] == tb.losses.fields(name).get("beta")   # the library's default β, shown
-        assert all(row.get(key) is None or row[key] >= 0 for key in ("kl_to_pistar", "kl_from_pistar"))
+    assert main(["compare", name, "--json", *problem]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["loss"].split(":")[0] == name
+    assert row["beta"] == tb.losses.fields(name).get("beta")   # the library's default β, shown
+    assert all(row.get(key) is None or row[key] >= 0 for key in ("kl_to_pistar", "kl_from_pistar"))
     assert main(["train", "--loss", name, "--steps", "5", "--json", *problem]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config"]["loss"] == name and result["history"]["step"][-1] == 5

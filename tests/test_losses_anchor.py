@@ -599,8 +599,10 @@ def numpy_kto_fixed_point(law, lam_desirable=1.0):
 
 
 def apo_zero_e1_face(law):
-    """APO-zero's E1 minimiser (β = 1), exact: the infimum lies on the face π₀ = π₁ = 0, where
-    σ(g_y) = π_y/(π_y + π_ref,y) and the objective is a smooth function of t = π₂ (π₃ = 1 − t); t is the root of its derivative by mpmath.findroot at 40 digits. Returns
+    """APO-zero's E1 minimiser (β = 1), exact: the infimum lies on the face π₀ = π₁ = 0 (derived;
+    ``test_e1_apo_minimisers_match_reference``), where σ(g_y) = π_y/(π_y + π_ref,y) and the
+    objective is a smooth function of t = π₂ (π₃ = 1 − t); t is the root of its derivative by
+    mpmath.findroot at 40 digits. Returns
     (π as float64, the face objective value)."""
     weights = record_weights(law)
     with mpmath.workdps(40):

@@ -5,12 +5,12 @@ infimum: solve's certified value must not exceed it by more than VALUE_TOL·(1 +
 solve stops at a certificate ≤ 1e-8 in the logit gradient, which puts its value within
 ~cert²/(2λ_min) ≲ 1e-10 of a local minimum for curvatures λ_min ≳ 1e-6, and float64 sums of ≤ 110
 terms of size ≤ 100 are exact to ~1e-12; 1e-8 covers both. Unboundedness must agree both ways.
-The fast test runs 20 draws; the slow one 240 (every case of ``stress_cases.CASES`` at least 3
+The fast test runs 20 draws; the slow one 228 (each of the 57 cases of ``stress_cases.CASES`` 4
 times).
 """
 import pytest
 import torch
-from independent_losses import minimise
+from independent_losses import KINKED, minimise
 from stress_cases import CASES, case
 
 import toybench as tb
@@ -24,7 +24,7 @@ two different formula orderings, values ≤ 100)."""
 
 def check(index: int, seed: int) -> str:
     loss, pairs, objective = case(index, seed)
-    reference, _, unbounded = minimise(objective, seed)
+    reference, _, unbounded = minimise(objective, seed, kinked=loss.name in KINKED)
     try:
         sol = tb.solve(loss, pairs, seed=seed)
     except tb.NoFiniteMinimum as err:
@@ -49,6 +49,6 @@ def test_solve_matches_independent_minimiser_fast(draw):
 
 
 @pytest.mark.slow
-def test_solve_matches_independent_minimiser_on_240_draws():
-    outcomes = [check(draw, 5000 + draw) for draw in range(240)]
+def test_solve_matches_independent_minimiser_on_228_draws():
+    outcomes = [check(draw, 5000 + draw) for draw in range(228)]
     assert outcomes.count("failed") <= 0.05 * len(outcomes), outcomes

@@ -399,3 +399,14 @@ def test_progress_bar_counts_runs_and_run_steps(tmp_path, capsys):
     assert "runs 24/24" in err and "288/288" in err and "run-step/s" in err
     driver.run_sweep(SPEC, tmp_path / "again", log=quiet)        # not a terminal: no bar
     assert "run-step" not in capsys.readouterr().err
+
+
+def test_shards_balance_run_steps():
+    # chunks 0..4 of 2, 4, 1, 3, 2 runs (equal steps) on 2 shards, largest first to the least loaded:
+    # #1 (4) → shard 1, #3 (3) → 2, #0 (2) → 2 (3 < 4), #4 (2) → 1 (4 < 5), #2 (1) → 2 (5 < 6)
+    chunks = tuple(sweep.Chunk(i, i, {"steps": 10}, tuple({"run_id": f"{i}-{r}"} for r in range(size)))
+                   for i, size in enumerate([2, 4, 1, 3, 2]))
+    the_plan = sweep.Plan(chunks, {}, {})
+    first, second = (sweep.shard(the_plan, i, 2) for i in (1, 2))
+    assert [c.index for c in first] == [1, 4] and [c.index for c in second] == [0, 2, 3]
+    assert sum(len(c.runs) for c in first) == 6 and sum(len(c.runs) for c in second) == 6

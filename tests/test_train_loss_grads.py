@@ -11,7 +11,8 @@ from toybench.objective import record_inputs
 
 LENGTHS = [1.0, 2.0, 3.0, 4.0, 6.0]
 FLAT_LOSSES = [n for n in tb.losses.names() if not getattr(tb.losses.REGISTRY[n], "needs_table", False)]
-"""Losses of per-record inputs (token-level losses need a SequenceSpace: tests/test_train_token.py)."""
+"""Losses on a flat space; the token-level ones (autograd over the token views of the whole table)
+are checked in tests/test_token_integration.py."""
 
 
 def with_needed_fields(loss, pairs, rng):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_choice, check_positive, check_probability_rate, hyper_values
+from ._numerics import run_axis
 from .problem import Problem
 from .train import _recycle_large_blocks
 
@@ -84,8 +85,7 @@ def _start(prob: Problem, init, runs: int | None, *hypers) -> torch.Tensor:
 
 def _run_axis(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A scalar or ``[B]`` hyperparameter as ``[]`` or ``[B, 1, 1]`` on ``like``'s device."""
-    value = value.to(like.device)
-    return value if value.ndim == 0 else value[:, None, None]
+    return run_axis(value).to(like.device)
 
 
 def _blocks(runs: int) -> list[slice]:

@@ -189,7 +189,9 @@ class SequenceSpace:
         for depth in range(self.max_len - 1, -1, -1):
             own = terminal[..., self.offsets[depth]:self.offsets[depth + 1]]
             below = torch.logsumexp(levels[depth + 1].reshape(*lead, -1, self.vocab), -1)
-            levels[depth] = torch.logaddexp(own, below)
+            # prefixes shorter than min_len are no response (own = −inf): their mass is the
+            # subtree's alone; logaddexp(−inf, ·) would give NaN second derivatives (tb.solve's Newton)
+            levels[depth] = below if depth < self.min_len else torch.logaddexp(own, below)
         return torch.cat(levels, -1)
 
     def token_logp(self, logp: torch.Tensor) -> torch.Tensor:

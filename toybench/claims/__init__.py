@@ -9,6 +9,7 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     length,
     nash,
     rankings,
+    reproductions,
     selfplay,
     sequence,
 )

@@ -16,7 +16,7 @@ import sys
 from .. import __version__
 from ._options import HelpFormatter, Parser, UsageError
 
-COMMANDS = ("verify", "listing", "train", "compare", "explain", "sweep")
+COMMANDS = ("verify", "listing", "train", "compare", "explain", "sweep", "figures", "report")
 """Modules of this package, one subcommand each, in the order ``--help`` lists them."""
 
 

@@ -122,8 +122,9 @@ def add_problem_options(parser) -> None:
                             "random: Problem.random with --responses, --prompts, --seed, --reward-scale; "
                             "sequence: Problem.random over SequenceSpace(--vocab, --max-len) (real token lengths; "
                             "needed by the token-level losses)")
-    group.add_argument("--vocab", type=int, default=2, help="ordinary tokens of --problem sequence")
-    group.add_argument("--max-len", type=int, default=2, help="longest string of --problem sequence")
+    group.add_argument("--vocab", type=int, default=None, help="ordinary tokens of --problem sequence (2 when not given)")
+    group.add_argument("--max-len", type=int, default=None,
+                       help="longest string of --problem sequence (2 when not given)")
     group.add_argument("--responses", type=int, default=None, help="Y for --problem random (6 when not given)")
     group.add_argument("--prompts", type=int, default=None, help="P for --problem random (1 when not given)")
     group.add_argument("--reward-scale", type=float, default=None,
@@ -158,12 +159,14 @@ def problem(args):
             raise UsageError("--responses and --lengths: not for --problem sequence (Y and the lengths follow "
                              "from --vocab and --max-len)")
         try:
-            space = SequenceSpace(args.vocab, args.max_len)
+            space = SequenceSpace(_or(args.vocab, 2), _or(args.max_len, 2))
         except ValueError as error:
             raise UsageError(str(error)) from None
         return Problem.random(space, prompts=_or(args.prompts, 1), seed=args.seed,
                               reward_scale=_or(args.reward_scale, 1.0), preference=args.preference,
                               pair_dist=args.pair_dist)
+    if args.vocab is not None or args.max_len is not None:
+        raise UsageError("--vocab and --max-len: only for --problem sequence")
     if args.problem == "e1":
         given = [f"--{name.replace('_', '-')}" for name in ("responses", "prompts", "reward_scale")
                  if getattr(args, name) is not None] + ["--preference general"] * (args.preference != "bt")

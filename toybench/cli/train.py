@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from ..train import METRICS
 from . import _options as opt
 
 RULE = "KL values that float64 rounding puts below 0 are shown as 0"
@@ -30,6 +31,10 @@ def add_parser(subparsers) -> None:
                        help="records drawn per step and run (without it: the full objective)")
     group.add_argument("--log-every", type=int, default=None,
                        help="history interval in steps (without it: tb.train's default)")
+    group.add_argument("--metrics", default=None,
+                       help="metrics recorded at every logged step: comma-separated names from "
+                            f"{', '.join(METRICS)}, or 'all' (without it: tb.train's default, all but win_rate); "
+                            "the first and last step always record all")
     group.add_argument("--target", choices=("closed", "solve"), default="closed",
                        help="what the KL/TV columns compare with: closed = the loss's closed-form population "
                             "minimiser (empty where none is known); solve = tb.solve's exact minimiser of the "
@@ -64,7 +69,7 @@ def run(args) -> int:
     target = solve(loss, pairs).logp if args.target == "solve" else None
     history = train(Tabular(prob, runs=len(points)), loss, pairs, steps=args.steps, optimizer=args.optimizer,
                     lr=args.lr, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
-                    target=target, progress=opt.show_progress(args) and not args.no_progress)
+                    target=target, metrics=_metrics(args.metrics), progress=opt.show_progress(args) and not args.no_progress)
     runs = [{"run": b, "spec": spec_of(run_loss(loss, b) if loss.runs else loss), "noise": rates[b],
              **({"data_seed": seeds[b]} if args.samples is not None else {})} for b in range(len(points))]
     final = {key: [_shown(key, v) for v in torch.as_tensor(value).reshape(-1).tolist()]
@@ -79,6 +84,10 @@ def run(args) -> int:
         _plot_history(history, args.plot, [run["spec"] for run in runs], title=f"{args.loss} on {args.problem}")
         print(f"plot written to {args.plot}")
     return 0
+
+
+def _metrics(text):
+    return text if text in (None, "all") else [name.strip() for name in text.split(",")]
 
 
 def _shown(key: str, value):

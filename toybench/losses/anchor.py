@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_choice, check_positive, check_range, hyper_values
-from .._numerics import bisect, softplus
+from .._numerics import bisect, run_axis, softplus
 from ..pairs import population
 from .base import LENGTH_INPUTS, Loss, register
 
@@ -383,8 +383,7 @@ class BCO(Loss):
         chosen_rate, rejected_rate = records.sum(-1), records.sum(-2)
         if not bool(((chosen_rate > 0) & (rejected_rate > 0)).all()):
             return None
-        beta = hyper_values(self.beta, "beta")
-        beta = beta if beta.ndim == 0 else beta[:, None, None]
+        beta = run_axis(self.beta, "beta")
         table = torch.log_softmax(prob.ref_logp + (chosen_rate.log() - rejected_rate.log()) / beta, -1)
         if self.runs is None and hyper_values(noise, "noise").ndim == 0:
             return table[0]

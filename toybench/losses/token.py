@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .._checks import check_positive, check_range
+from .._numerics import run_axis, softplus
 from ..spaces import SequenceSpace
 from ._targets import is_zero, potential_target
 from .base import Loss, register
@@ -125,13 +125,13 @@ class LDDPO(TokenLoss):
         alpha = self.hp("alpha", shared)
         weight = torch.where(position < shared, torch.ones_like(position), alpha)
         margin = (weight * (chosen - rejected)).sum(-1)
-        return F.softplus(-self.hp("beta", margin) * margin)
+        return softplus(-self.hp("beta", margin) * margin)
 
     def target(self, prob, noise=0.0):
         """α = 1 (DPO) with BT, clean labels: π*_β; else None (numeric)."""
         if prob.reward is None or not is_zero(noise) or not bool((torch.as_tensor(self.alpha) == 1).all()):
             return None
-        return potential_target(prob, prob.reward / _beta(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -181,14 +181,14 @@ class AutoregressiveDPO(TokenLoss):
         if self.segments == 0:     # only positions where some string still has a step
             live = torch.arange(gaps.shape[-1], device=gaps.device) < torch.maximum(
                 inputs["chosen_steps"], inputs["rejected_steps"])[..., None]
-            return torch.where(live, F.softplus(-self.hp("beta", gaps) * gaps), 0.0).sum(-1)
-        return F.softplus(-self.hp("beta", gaps) * gaps).sum(-1)
+            return torch.where(live, softplus(-self.hp("beta", gaps) * gaps), 0.0).sum(-1)
+        return softplus(-self.hp("beta", gaps) * gaps).sum(-1)
 
     def target(self, prob, noise=0.0):
         """m = 1 (DPO) with BT, clean labels: π*_β; else None (numeric)."""
         if self.segments != 1 or prob.reward is None or not is_zero(noise):
             return None
-        return potential_target(prob, prob.reward / _beta(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -215,13 +215,13 @@ class TokenDPO(TokenLoss):
 
     def per_record(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         margin = (inputs["chosen_token_logratio"] - inputs["rejected_token_logratio"]).sum(-1)
-        return F.softplus(-self.hp("beta", margin) * margin)
+        return softplus(-self.hp("beta", margin) * margin)
 
     def target(self, prob, noise=0.0):
         """BT, clean labels: π*_β per comparison component; else None."""
         if prob.reward is None or not is_zero(noise):
             return None
-        return potential_target(prob, prob.reward / _beta(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
 
 @register
@@ -252,16 +252,12 @@ class D3PO(TokenLoss):
         gaps = inputs["chosen_token_logratio"] - inputs["rejected_token_logratio"]
         horizon = torch.maximum(inputs["chosen_steps"], inputs["rejected_steps"])
         live = torch.arange(gaps.shape[-1], device=gaps.device) < horizon[..., None]
-        terms = torch.where(live, F.softplus(-self.hp("beta", gaps) * gaps), 0.0)
+        terms = torch.where(live, softplus(-self.hp("beta", gaps) * gaps), 0.0)
         return terms.sum(-1) / horizon
 
     def target(self, prob, noise=0.0):
         """One-token strings (max_len 1), BT, clean labels: π*_β; else None."""
         if prob.reward is None or not is_zero(noise) or getattr(prob.space, "max_len", None) != 1:
             return None
-        return potential_target(prob, prob.reward / _beta(self.beta))
+        return potential_target(prob, prob.reward / run_axis(self.beta, "beta"))
 
-
-def _beta(beta) -> torch.Tensor:
-    values = torch.as_tensor(beta, dtype=torch.float64)
-    return values if values.ndim == 0 else values[:, None, None]

@@ -57,7 +57,8 @@ def solve_smooth(task: Task, options: dict, convex: bool) -> Found:
                 continue
             ends.append((logits, value))
         pool += _candidates(task, ends, options)
-        if not convex and round_number + 1 < len(ROUNDS) and not _confirmed(task, ends):
+        warm = options.get("init") is not None     # a fixed-point round warm-started at the last answer
+        if not convex and not warm and round_number + 1 < len(ROUNDS) and not _confirmed(task, ends):
             tried.append(f"round {round_number}: {len(starts)} L-BFGS starts (seed {options['seed'] + round_number}); "
                          "some prompt's lowest part was reached by one start only")
             continue
@@ -165,8 +166,8 @@ def _found(task: Task, pool, best, convex: bool, used: int) -> Found:
     logits = torch.where(torch.isfinite(best["logits"]), best["logits"], SURROGATE_LOGP)
     hessian_min = smooth_hessian_min(task, logits, best["support"]) if convex else None
     boundary = int(torch.isneginf(logp).sum())
-    message = (f"best of {used} starts (L-BFGS, Newton polish on the support"
-               f"{', slack SLSQP, kink faces' if task.base.kink else ''}); certificate: {best['how']} "
+    how = "SLSQP on the slack reformulation, kink faces" if task.base.kink else "L-BFGS, Newton polish on the support"
+    message = (f"best of {used} starts ({how}); certificate: {best['how']} "
                f"{best['certificate']:.2g} <= {ACCEPT:g}; {boundary} boundary response(s); certified answers at the best "
                f"value differ by TV {spread:.2g}")
     return Found(logp, best["value"], "convex" if convex else "nonconvex", best["certificate"], identified,

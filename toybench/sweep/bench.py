@@ -5,6 +5,8 @@ history at the first and last step only; each timing is the median of ``TRIALS``
 call) and includes ``tb.train``'s set-up. Printed:
 
 1. run-steps/s (runs × steps / seconds) at B ∈ {1, 64, 256, 1024, 4096};
+   and, load-robust, per second of the process's CPU time (equal to the first on an idle machine
+   with one thread); items 2–4 give both too;
 2. the batched-vs-loop ratio at B = 256: one ``tb.train`` call against plain per-run loops
    (autograd + ``torch.optim.Adam`` on one [P, Y] logit table, the loss's per-record formula), timed
    on ``LOOP_RUNS`` runs (runs are independent, so the rate per run-step carries over);
@@ -14,7 +16,7 @@ call) and includes ``tb.train``'s set-up. Printed:
    Adam moments are read and written: 8 × 4·P·Y bytes. Roofline = measured copy bandwidth (a
    ``torch`` copy of a 256 MiB float32 buffer: 2 × 256 MiB moved) / bytes per run-step. Blocks of
    64 runs keep the grid in cache, so the fraction can exceed 1 on machines with large caches;
-4. fitted exponents k of the cost per run-step, time ∝ Yᵏ (B = 256, Y ∈ {8, 16, 32, 64}) and of
+4. fitted exponents k (on wall and on CPU time) of the cost per run-step, time ∝ Yᵏ (B = 256, Y ∈ {8, 16, 32, 64}) and of
    the cost per step, time ∝ Bᵏ (Y = 32, B ∈ {64, 256, 1024, 4096}): least squares on logs.
 5. the share of its threads' CPU time the process got while timed (below 90 %, other jobs were
    running and every rate above is low by about that factor).
@@ -54,6 +56,11 @@ def _median_seconds(work, trials: int) -> float:
         times.append(time.perf_counter() - start)
         CPU_SECONDS.append((times[-1], time.process_time() - cpu))
     return statistics.median(times)
+
+
+def _last_cpu(trials: int) -> float:
+    """Median CPU seconds of the last ``trials`` timings."""
+    return statistics.median(cpu for _, cpu in CPU_SECONDS[-trials:])
 
 
 def batched_rate(prob, runs: int, steps: int, trials: int = TRIALS) -> float:
@@ -121,24 +128,33 @@ def main(steps: int = 50, quick: bool = False, threads: int | None = None, out=p
     out(f"toybench bench: flat DPO, P={PROMPTS}, Y={RESPONSES}, population ({prob.P * prob.Y * (prob.Y - 1)} "
         f"records), Adam, float32, {steps} steps, median of {trials}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads")
-    rates = {}
+    rates, cpu_rates = {}, {}
     for runs in batches:
         rates[runs] = batched_rate(prob, runs, steps, trials)
-        out(f"  B={runs:<5} {rates[runs]:>12,.0f} run-steps/s")
-    loop = loop_rate(prob, loop_runs, max(1, steps // 2), trials)
-    out(f"  loop (autograd + torch.optim.Adam, {loop_runs} runs) {loop:,.0f} run-steps/s; "
-        f"batched B={middle} / loop = {rates[middle] / loop:.1f}x")
-    bandwidth = copy_bandwidth(COPY_BYTES if not quick else 16 << 20)
+        cpu_rates[runs] = runs * steps / _last_cpu(trials)
+        out(f"  B={runs:<5} {rates[runs]:>12,.0f} run-steps/s  ({cpu_rates[runs]:>9,.0f} per CPU-second)")
+    loop_steps = max(1, steps // 2)
+    loop = loop_rate(prob, loop_runs, loop_steps, trials)
+    loop_cpu = loop_runs * loop_steps / _last_cpu(trials)
+    out(f"  loop (autograd + torch.optim.Adam, {loop_runs} runs) {loop:,.0f} run-steps/s ({loop_cpu:,.0f} per "
+        f"CPU-second); batched B={middle} / loop = {rates[middle] / loop:.1f}x ({cpu_rates[middle] / loop_cpu:.1f}x "
+        f"in CPU time)")
+    copy_bytes = COPY_BYTES if not quick else 16 << 20
+    bandwidth = copy_bandwidth(copy_bytes)
+    bandwidth_cpu = 2 * copy_bytes / _last_cpu(5)
     per_step = bytes_per_run_step(PROMPTS, RESPONSES)
-    roofline = bandwidth / per_step
-    out(f"  roofline: copy bandwidth {bandwidth / 1e9:.1f} GB/s, {per_step / 1e3:.0f} kB per run-step "
-        f"(6×4·P·Y² grid + 8×4·P·Y tables) → {roofline:,.0f} run-steps/s; B={middle} reaches "
-        f"{rates[middle] / roofline:.0%}")
-    seconds_y = [1 / batched_rate(_problem(Y), middle, steps, trials) for Y in y_sweep]
+    roofline, roofline_cpu = bandwidth / per_step, bandwidth_cpu / per_step
+    out(f"  roofline: copy bandwidth {bandwidth / 1e9:.1f} GB/s ({bandwidth_cpu / 1e9:.1f} per CPU-second), "
+        f"{per_step / 1e3:.0f} kB per run-step (6×4·P·Y² grid + 8×4·P·Y tables) → {roofline:,.0f} run-steps/s; "
+        f"B={middle} reaches {rates[middle] / roofline:.0%} ({cpu_rates[middle] / roofline_cpu:.0%} in CPU time)")
+    seconds_y, cpu_y = [], []
+    for Y in y_sweep:
+        seconds_y.append(1 / batched_rate(_problem(Y), middle, steps, trials))
+        cpu_y.append(_last_cpu(trials) / (middle * steps))
     big = [b for b in batches if b >= 64] or list(batches)
-    seconds_b = [b / rates[b] for b in big]
-    out(f"  cost per run-step ∝ Y^{exponent(y_sweep, seconds_y):.2f} (Y in {list(y_sweep)}, B={middle}); "
-        f"cost per step ∝ B^{exponent(big, seconds_b):.2f} (B in {big})")
+    out(f"  cost per run-step ∝ Y^{exponent(y_sweep, seconds_y):.2f} (CPU time: Y^{exponent(y_sweep, cpu_y):.2f}; "
+        f"Y in {list(y_sweep)}, B={middle}); cost per step ∝ B^{exponent(big, [b / rates[b] for b in big]):.2f} "
+        f"(CPU time: B^{exponent(big, [b / cpu_rates[b] for b in big]):.2f}; B in {big})")
     wall, cpu = (sum(column) for column in zip(*CPU_SECONDS, strict=True))
     share = cpu / wall / torch.get_num_threads()
     out(f"  this process got {share:.0%} of {torch.get_num_threads()} core(s) while timed"

@@ -122,9 +122,15 @@ def parse_memory(text: str) -> int:
 
 
 def shard(plan_: Plan, index: int, count: int) -> list:
-    """Shard ``index`` of ``count`` (1-based): chunks whose plan position is index − 1 modulo count,
-    so the ``count`` shards hold every chunk exactly once."""
-    return [chunk for chunk in plan_.chunks if chunk.index % count == index - 1]
+    """Shard ``index`` of ``count`` (1-based): chunks dealt, largest first (run-steps, then plan
+    position), each to the shard with the least work so far (the lowest-numbered on a tie). A pure
+    function of the plan, so the ``count`` shards hold every chunk exactly once."""
+    load, owner = [0] * count, {}
+    for chunk in sorted(plan_.chunks, key=lambda c: (-c.run_steps, c.index)):
+        least = min(range(count), key=lambda s: (load[s], s))
+        load[least] += chunk.run_steps
+        owner[chunk.index] = least
+    return [chunk for chunk in plan_.chunks if owner[chunk.index] == index - 1]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -125,10 +125,10 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
     lr = torch.tensor([run["lr"] for run in runs], dtype=torch.float64)
     log_every = spec.value("train", "log_every") or max(1, key["steps"] // 10)
     start = time.perf_counter()
-    history = train(policy, loss, pairs, steps=key["steps"], optimizer=key["optimizer"], lr=lr,
-                    log_every=log_every, target=target)
-    seconds = time.perf_counter() - start
     keep = spec.value("metrics", "record")
+    history = train(policy, loss, pairs, steps=key["steps"], optimizer=key["optimizer"], lr=lr,
+                    log_every=log_every, target=target, metrics=[_history_name(name) for name in keep])
+    seconds = time.perf_counter() - start
     steps, records = history.steps, history.records
     columns = {name: torch.stack([_metric(record, name, unsolved) for record in records]) for name in keep}
     run_ids = [run["run_id"] for run in runs]
@@ -159,6 +159,11 @@ def _on(pairs, device):
     return dataclasses.replace(pairs, prompt=move(pairs.prompt), chosen=move(pairs.chosen),
                                rejected=move(pairs.rejected), weight=move(pairs.weight),
                                fields={k: move(v) for k, v in pairs.fields.items()})
+
+
+def _history_name(name: str) -> str:
+    """``tb.train``'s name of a recorded metric (it calls the objective ``loss``)."""
+    return "loss" if name == "objective" else name
 
 
 def _metric(record: dict, name: str, unsolved: torch.Tensor) -> torch.Tensor:
