@@ -94,6 +94,41 @@ def _exo(h, r):
     return np.exp(log_q) * (log_q - np.log1p(-eps)) + np.exp(log_p) * (log_p - np.log(eps))
 
 
+def _reward_targets(h, r):
+    """(log t_w, log t_l) = log σ(±(r_w − r_l)/β_r): the list modes' two-response targets."""
+    d = r["gap"] / h.get("beta_reward", 0.5)
+    return -sp(-d), -sp(d)
+
+
+def _fpo_exact(h, r):
+    z, (tw, tl) = h["beta"] * _delta(r), _reward_targets(h, r)
+    div, alpha = h.get("divergence", "alpha"), h.get("alpha", 0.1)
+    return _fpo_term(-sp(-z), tw, div, alpha) + _fpo_term(-sp(z), tl, div, alpha)
+
+
+def _exo_list(h, r):
+    z, (tw, tl) = h["beta"] * _delta(r), _reward_targets(h, r)
+    log_q, log_p = -sp(-z), -sp(z)
+    return np.exp(log_q) * (log_q - tw) + np.exp(log_p) * (log_p - tl)
+
+
+def _sppo(h, r):
+    """Square loss onto Hedge's log-ratio: hard (g_w − η/2)² + (g_l + η/2)²; single
+    ½[(g_w − η(P − ½))² + (g_l + η(P − ½))²], P = σ(r_w − r_l); soft ½[(g_w − η(P_w − ½))² +
+    (g_l − η(P_l − ½))²], P_y = Σ_y′ π_ref(y′)σ(r_y − r_y′) (η = 1/β)."""
+    eta, mode = 1 / h["beta"], h.get("mode", "soft")
+    if mode == "hard":
+        return (r["gw"] - eta / 2) ** 2 + (r["gl"] + eta / 2) ** 2
+    if mode == "single":
+        shift = eta * (expit(r["gap"]) - 0.5)
+        return 0.5 * ((r["gw"] - shift) ** 2 + (r["gl"] + shift) ** 2)
+    return 0.5 * ((r["gw"] - eta * (r["win_w"] - 0.5)) ** 2 + (r["gl"] - eta * (r["win_l"] - 0.5)) ** 2)
+
+
+LAMBDA_PAIR = 1 / np.log(2) - 1 / np.log(3)
+"""LiPO/RankDPO's DCG weight of a two-item list: |G₁ − G₂|·|1/ln 2 − 1/ln 3| with G = 2^ψ − 1, ψ = (1, 0)."""
+
+
 def _alpha_po(h, r):
     score_w, score_l = r["lw"], r["ll"]
     if h.get("length_normalized", False):
@@ -138,8 +173,8 @@ FORMULAS = {
     "bpo": _bpo,
     "sba": _sba,
     "fdpo": _fdpo,
-    "fpo": _fpo,
-    "exo": _exo,
+    "fpo": lambda h, r: _fpo_exact(h, r) if h.get("mode") == "exact" else _fpo(h, r),
+    "exo": lambda h, r: _exo_list(h, r) if h.get("mode") == "list" else _exo(h, r),
     "apo_zero": lambda h, r: 1 - expit(h["beta"] * r["gw"]) + expit(h["beta"] * r["gl"]),
     "apo_down": lambda h, r: expit(h["beta"] * r["gw"]) + 1 - expit(h["beta"] * _delta(r)),
     "nca": lambda h, r: sp(-h["beta"] * r["gw"]) + 0.5 * sp(h["beta"] * r["gw"]) + 0.5 * sp(h["beta"] * r["gl"]),
@@ -157,9 +192,17 @@ FORMULAS = {
     "ddo": lambda h, r: sp(-h["beta"] * r["gw"]) + h["alpha"] * sp(h["beta"] * r["gl"]),
     "disco": lambda h, r: (r["ll"] / r["nl"] - r["lw"] / r["nw"]) if h.get("length_normalized", True)
     else r["ll"] - r["lw"],
-    "sppo": lambda h, r: (r["gw"] - 0.5 / h["beta"]) ** 2 + (r["gl"] + 0.5 / h["beta"]) ** 2,
+    "sppo": _sppo,
+    # list losses as a list of two (chosen, rejected), labels ψ = (1, 0) by position
+    "plackett_luce": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "lipo": lambda h, r: LAMBDA_PAIR * sp(-h["beta"] * _delta(r)),
+    "rank_dpo": lambda h, r: LAMBDA_PAIR * sp(-h["beta"] * _delta(r)),
+    "tpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "irpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "anchored_dpo": lambda h, r: sp(-_delta(r) / h["tau"]),
+    "curry_dpo": lambda h, r: sp(-h["beta"] * _delta(r)),
 }
-"""Per-record losses by registered name (sppo: its ``mode="hard"``)."""
+"""Per-record losses by registered name."""
 KINKED = {"dpop", "spo", "minor_dpo", "hinge"}
 """Losses with relu kinks (the reference then polishes with Powell)."""
 
@@ -187,6 +230,8 @@ class Objective:
         self.fixed = {"nw": lengths[self.chosen], "nl": lengths[self.rejected],
                       "gap": reward[self.prompt, self.chosen] - reward[self.prompt, self.rejected],
                       "rw": ref_logp[self.prompt, self.chosen], "rl": ref_logp[self.prompt, self.rejected]}
+        win = (np.exp(ref_logp)[:, None, :] * expit(reward[:, :, None] - reward[:, None, :])).sum(-1)
+        self.fixed.update(win_w=win[self.prompt, self.chosen], win_l=win[self.prompt, self.rejected])
 
     def logp(self, s):
         s = np.asarray(s, dtype=float).reshape(self.shape)
