@@ -9,7 +9,7 @@ polish (sound at kinks). Its accuracy: it never goes below the true infimum (it 
 points), so "solve's value ≤ reference + tol" can only fail when solve misses a lower point.
 """
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 from scipy.special import expit, logsumexp
 
 
@@ -125,6 +125,50 @@ def _sppo(h, r):
     return 0.5 * ((r["gw"] - eta * (r["win_w"] - 0.5)) ** 2 + (r["gl"] - eta * (r["win_l"] - 0.5)) ** 2)
 
 
+def _alpha_dpo(h, r):
+    """sp(−(β·Δ̄_π − γ − αβ·ζ)), Δ̄_π = ℓ_w/|y_w| − ℓ_l/|y_l|, ζ the frozen standardised margin."""
+    policy = r["lw"] / r["nw"] - r["ll"] / r["nl"]
+    return sp(-(h["beta"] * policy - h.get("gamma", 1.5) - h.get("alpha", 0.2) * h["beta"] * h["state"]["zeta"]))
+
+
+def _kto(h, r):
+    z0, beta = h["state"]["z0"], h["beta"]
+    return (h.get("lam_desirable", 1.0) * expit(-beta * (r["gw"] - z0))
+            + h.get("lam_undesirable", 1.0) * expit(-beta * (z0 - r["gl"])))
+
+
+def _bco(h, r):
+    delta = h["state"]["delta"] if isinstance(h.get("delta", "running"), str) else h["delta"]
+    return sp(delta - h["beta"] * r["gw"]) + sp(h["beta"] * r["gl"] - delta)
+
+
+def _alpha_dpo_state(h, r, w):
+    """ζ_i = (M_i − m)/s, M = Δ̄_π − Δ̄_ref, m and s the weighted mean and population std of M (ζ = 0 if s = 0)."""
+    gap = (r["lw"] - r["rw"]) / r["nw"] - (r["ll"] - r["rl"]) / r["nl"]
+    mean = (w * gap).sum()
+    std = np.sqrt((w * (gap - mean) ** 2).sum())
+    return {"zeta": (gap - mean) / std if std > 0 else np.zeros_like(gap)}
+
+
+def _bco_state(h, r, w):
+    """running: δ = Σ w·β(g_w + g_l)/2; free: δ = argmin_δ Σ w·[sp(δ − βg_w) + sp(βg_l − δ)] (Brent)."""
+    a, b = h["beta"] * r["gw"], h["beta"] * r["gl"]
+    if h.get("delta", "running") == "running":
+        return {"delta": (w * (a + b)).sum() / 2}
+    slope = lambda d: (w * (expit(d - a) - expit(b - d))).sum()  # noqa: E731
+    low, high = min(a.min(), b.min()) - 50, max(a.max(), b.max()) + 50
+    return {"delta": brentq(slope, low, high, xtol=1e-14, rtol=1e-15)}
+
+
+STATES = {
+    "alpha_dpo": _alpha_dpo_state,
+    "kto": lambda h, r, w: {"z0": max(0.0, (w * (r["gw"] + r["gl"])).sum() / 2)},
+    "bco": _bco_state,
+}
+"""Population state of the stateful losses from the record arrays and normalised record weights w;
+the population objective is a fixed point: π minimises F(·; state(π))."""
+
+
 LAMBDA_PAIR = 1 / np.log(2) - 1 / np.log(3)
 """LiPO/RankDPO's DCG weight of a two-item list: |G₁ − G₂|·|1/ln 2 − 1/ln 3| with G = 2^ψ − 1, ψ = (1, 0)."""
 
@@ -201,6 +245,11 @@ FORMULAS = {
     "irpo": lambda h, r: sp(-h["beta"] * _delta(r)),
     "anchored_dpo": lambda h, r: sp(-_delta(r) / h["tau"]),
     "curry_dpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    # stateful losses (h["state"] from STATES at the fixed point)
+    "alpha_dpo": _alpha_dpo,
+    "kto": _kto,
+    "bco": _bco,
+    "beta_dpo": lambda h, r: sp(-h["beta"] * _delta(r)),  # full-batch state: β_batch = β₀, nothing dropped
 }
 """Per-record losses by registered name."""
 KINKED = {"dpop", "spo", "minor_dpo", "hinge"}
@@ -224,7 +273,7 @@ class Objective:
     """F(s) = Σ_records D·L over logits s ``[P·Y]`` for one loss (NumPy)."""
 
     def __init__(self, name, hyper, ref_logp, reward, prompt_weights, pair_dist, lengths):
-        self.formula, self.hyper = FORMULAS[name], hyper
+        self.name, self.formula, self.hyper = name, FORMULAS[name], hyper
         self.ref, self.shape = ref_logp, ref_logp.shape
         self.prompt, self.chosen, self.rejected, self.weight = records(ref_logp, reward, prompt_weights, pair_dist)
         self.fixed = {"nw": lengths[self.chosen], "nl": lengths[self.rejected],
@@ -240,14 +289,29 @@ class Objective:
     def __call__(self, s):
         return self.at(self.logp(s))
 
-    def at(self, logp):
-        """F at a log-prob table ``[P, Y]``, normalised or not (margin losses only see differences)."""
+    def inputs(self, logp):
         logp = np.asarray(logp, dtype=float).reshape(self.shape)
         lw, ll = logp[self.prompt, self.chosen], logp[self.prompt, self.rejected]
-        r = dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+        return dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+
+    def at(self, logp):
+        """F at a log-prob table ``[P, Y]``, normalised or not (margin losses only see differences)."""
         with np.errstate(all="ignore"):
-            value = float((self.weight * self.formula(self.hyper, r)).sum())
+            value = float((self.weight * self.formula(self.hyper, self.inputs(logp))).sum())
         return value if np.isfinite(value) else np.inf
+
+    def state(self, logp):
+        """The population state at ``logp`` (stateful losses; None otherwise)."""
+        if self.name not in STATES:
+            return None
+        with np.errstate(all="ignore"):
+            return STATES[self.name](self.hyper, self.inputs(logp), self.weight / self.weight.sum())
+
+    def with_state(self, state):
+        """A copy whose formula reads ``state`` (held fixed)."""
+        fixed = object.__new__(Objective)
+        fixed.__dict__.update(self.__dict__, hyper=dict(self.hyper, state=state))
+        return fixed
 
 
 UNBOUNDED = -1e3

@@ -54,8 +54,15 @@ SPECS = {
     "irpo": [{"beta": 1.0}],
     "anchored_dpo": [{"tau": 0.8}],
     "curry_dpo": [{"beta": 1.0}],
+    "alpha_dpo": [{"beta": 2.5, "gamma": 1.5, "alpha": 0.2}, {"beta": 1.0, "gamma": 0.5, "alpha": 0.5}],
+    "beta_dpo": [{"beta": 0.5}],
+    "bco": [{"beta": 1.0}, {"beta": 1.0, "delta": "free"}, {"beta": 0.5, "delta": 0.3}],
+    "kto": [{"beta": 1.0}, {"beta": 0.5, "lam_desirable": 1.3, "lam_undesirable": 1.0}],
 }
-"""Hyperparameters tried per stateless flat loss (list losses as pair losses on Pairs)."""
+"""Hyperparameters tried per flat loss (list losses as pair losses on Pairs; stateful losses,
+whose population objective is a fixed point of ``population_state``: alpha_dpo, beta_dpo, bco
+with a running or free δ, kto)."""
+STATEFUL = {"alpha_dpo", "beta_dpo", "bco", "kto"}
 NEEDS_SCORE_GAP = {"madpo", "da_dpo"}
 NEEDS_WIN_PROBS = {"sppo"}
 NEEDS_REWARDS = {"fpo", "exo"}
