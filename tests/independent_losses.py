@@ -9,7 +9,7 @@ polish (sound at kinks). Its accuracy: it never goes below the true infimum (it 
 points), so "solve's value ≤ reference + tol" can only fail when solve misses a lower point.
 """
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 from scipy.special import expit, logsumexp
 
 
@@ -94,6 +94,85 @@ def _exo(h, r):
     return np.exp(log_q) * (log_q - np.log1p(-eps)) + np.exp(log_p) * (log_p - np.log(eps))
 
 
+def _reward_targets(h, r):
+    """(log t_w, log t_l) = log σ(±(r_w − r_l)/β_r): the list modes' two-response targets."""
+    d = r["gap"] / h.get("beta_reward", 0.5)
+    return -sp(-d), -sp(d)
+
+
+def _fpo_exact(h, r):
+    z, (tw, tl) = h["beta"] * _delta(r), _reward_targets(h, r)
+    div, alpha = h.get("divergence", "alpha"), h.get("alpha", 0.1)
+    return _fpo_term(-sp(-z), tw, div, alpha) + _fpo_term(-sp(z), tl, div, alpha)
+
+
+def _exo_list(h, r):
+    z, (tw, tl) = h["beta"] * _delta(r), _reward_targets(h, r)
+    log_q, log_p = -sp(-z), -sp(z)
+    return np.exp(log_q) * (log_q - tw) + np.exp(log_p) * (log_p - tl)
+
+
+def _sppo(h, r):
+    """Square loss onto Hedge's log-ratio: hard (g_w − η/2)² + (g_l + η/2)²; single
+    ½[(g_w − η(P − ½))² + (g_l + η(P − ½))²], P = σ(r_w − r_l); soft ½[(g_w − η(P_w − ½))² +
+    (g_l − η(P_l − ½))²], P_y = Σ_y′ π_ref(y′)σ(r_y − r_y′) (η = 1/β)."""
+    eta, mode = 1 / h["beta"], h.get("mode", "soft")
+    if mode == "hard":
+        return (r["gw"] - eta / 2) ** 2 + (r["gl"] + eta / 2) ** 2
+    if mode == "single":
+        shift = eta * (expit(r["gap"]) - 0.5)
+        return 0.5 * ((r["gw"] - shift) ** 2 + (r["gl"] + shift) ** 2)
+    return 0.5 * ((r["gw"] - eta * (r["win_w"] - 0.5)) ** 2 + (r["gl"] - eta * (r["win_l"] - 0.5)) ** 2)
+
+
+def _alpha_dpo(h, r):
+    """sp(−(β·Δ̄_π − γ − αβ·ζ)), Δ̄_π = ℓ_w/|y_w| − ℓ_l/|y_l|, ζ the frozen standardised margin."""
+    policy = r["lw"] / r["nw"] - r["ll"] / r["nl"]
+    return sp(-(h["beta"] * policy - h.get("gamma", 1.5) - h.get("alpha", 0.2) * h["beta"] * h["state"]["zeta"]))
+
+
+def _kto(h, r):
+    z0, beta = h["state"]["z0"], h["beta"]
+    return (h.get("lam_desirable", 1.0) * expit(-beta * (r["gw"] - z0))
+            + h.get("lam_undesirable", 1.0) * expit(-beta * (z0 - r["gl"])))
+
+
+def _bco(h, r):
+    delta = h["state"]["delta"] if isinstance(h.get("delta", "running"), str) else h["delta"]
+    return sp(delta - h["beta"] * r["gw"]) + sp(h["beta"] * r["gl"] - delta)
+
+
+def _alpha_dpo_state(h, r, w):
+    """ζ_i = (M_i − m)/s, M = Δ̄_π − Δ̄_ref, m and s the weighted mean and population std of M (ζ = 0 if s = 0)."""
+    gap = (r["lw"] - r["rw"]) / r["nw"] - (r["ll"] - r["rl"]) / r["nl"]
+    mean = (w * gap).sum()
+    std = np.sqrt((w * (gap - mean) ** 2).sum())
+    return {"zeta": (gap - mean) / std if std > 0 else np.zeros_like(gap)}
+
+
+def _bco_state(h, r, w):
+    """running: δ = Σ w·β(g_w + g_l)/2; free: δ = argmin_δ Σ w·[sp(δ − βg_w) + sp(βg_l − δ)] (Brent)."""
+    a, b = h["beta"] * r["gw"], h["beta"] * r["gl"]
+    if h.get("delta", "running") == "running":
+        return {"delta": (w * (a + b)).sum() / 2}
+    slope = lambda d: (w * (expit(d - a) - expit(b - d))).sum()  # noqa: E731
+    low, high = min(a.min(), b.min()) - 50, max(a.max(), b.max()) + 50
+    return {"delta": brentq(slope, low, high, xtol=1e-14, rtol=1e-15)}
+
+
+STATES = {
+    "alpha_dpo": _alpha_dpo_state,
+    "kto": lambda h, r, w: {"z0": max(0.0, (w * (r["gw"] + r["gl"])).sum() / 2)},
+    "bco": _bco_state,
+}
+"""Population state of the stateful losses from the record arrays and normalised record weights w;
+the population objective is a fixed point: π minimises F(·; state(π))."""
+
+
+LAMBDA_PAIR = 1 / np.log(2) - 1 / np.log(3)
+"""LiPO/RankDPO's DCG weight of a two-item list: |G₁ − G₂|·|1/ln 2 − 1/ln 3| with G = 2^ψ − 1, ψ = (1, 0)."""
+
+
 def _alpha_po(h, r):
     score_w, score_l = r["lw"], r["ll"]
     if h.get("length_normalized", False):
@@ -138,8 +217,8 @@ FORMULAS = {
     "bpo": _bpo,
     "sba": _sba,
     "fdpo": _fdpo,
-    "fpo": _fpo,
-    "exo": _exo,
+    "fpo": lambda h, r: _fpo_exact(h, r) if h.get("mode") == "exact" else _fpo(h, r),
+    "exo": lambda h, r: _exo_list(h, r) if h.get("mode") == "list" else _exo(h, r),
     "apo_zero": lambda h, r: 1 - expit(h["beta"] * r["gw"]) + expit(h["beta"] * r["gl"]),
     "apo_down": lambda h, r: expit(h["beta"] * r["gw"]) + 1 - expit(h["beta"] * _delta(r)),
     "nca": lambda h, r: sp(-h["beta"] * r["gw"]) + 0.5 * sp(h["beta"] * r["gw"]) + 0.5 * sp(h["beta"] * r["gl"]),
@@ -157,9 +236,22 @@ FORMULAS = {
     "ddo": lambda h, r: sp(-h["beta"] * r["gw"]) + h["alpha"] * sp(h["beta"] * r["gl"]),
     "disco": lambda h, r: (r["ll"] / r["nl"] - r["lw"] / r["nw"]) if h.get("length_normalized", True)
     else r["ll"] - r["lw"],
-    "sppo": lambda h, r: (r["gw"] - 0.5 / h["beta"]) ** 2 + (r["gl"] + 0.5 / h["beta"]) ** 2,
+    "sppo": _sppo,
+    # list losses as a list of two (chosen, rejected), labels ψ = (1, 0) by position
+    "plackett_luce": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "lipo": lambda h, r: LAMBDA_PAIR * sp(-h["beta"] * _delta(r)),
+    "rank_dpo": lambda h, r: LAMBDA_PAIR * sp(-h["beta"] * _delta(r)),
+    "tpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "irpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    "anchored_dpo": lambda h, r: sp(-_delta(r) / h["tau"]),
+    "curry_dpo": lambda h, r: sp(-h["beta"] * _delta(r)),
+    # stateful losses (h["state"] from STATES at the fixed point)
+    "alpha_dpo": _alpha_dpo,
+    "kto": _kto,
+    "bco": _bco,
+    "beta_dpo": lambda h, r: sp(-h["beta"] * _delta(r)),  # full-batch state: β_batch = β₀, nothing dropped
 }
-"""Per-record losses by registered name (sppo: its ``mode="hard"``)."""
+"""Per-record losses by registered name."""
 KINKED = {"dpop", "spo", "minor_dpo", "hinge"}
 """Losses with relu kinks (the reference then polishes with Powell)."""
 
@@ -181,12 +273,14 @@ class Objective:
     """F(s) = Σ_records D·L over logits s ``[P·Y]`` for one loss (NumPy)."""
 
     def __init__(self, name, hyper, ref_logp, reward, prompt_weights, pair_dist, lengths):
-        self.formula, self.hyper = FORMULAS[name], hyper
+        self.name, self.formula, self.hyper = name, FORMULAS[name], hyper
         self.ref, self.shape = ref_logp, ref_logp.shape
         self.prompt, self.chosen, self.rejected, self.weight = records(ref_logp, reward, prompt_weights, pair_dist)
         self.fixed = {"nw": lengths[self.chosen], "nl": lengths[self.rejected],
                       "gap": reward[self.prompt, self.chosen] - reward[self.prompt, self.rejected],
                       "rw": ref_logp[self.prompt, self.chosen], "rl": ref_logp[self.prompt, self.rejected]}
+        win = (np.exp(ref_logp)[:, None, :] * expit(reward[:, :, None] - reward[:, None, :])).sum(-1)
+        self.fixed.update(win_w=win[self.prompt, self.chosen], win_l=win[self.prompt, self.rejected])
 
     def logp(self, s):
         s = np.asarray(s, dtype=float).reshape(self.shape)
@@ -195,14 +289,29 @@ class Objective:
     def __call__(self, s):
         return self.at(self.logp(s))
 
-    def at(self, logp):
-        """F at a log-prob table ``[P, Y]``, normalised or not (margin losses only see differences)."""
+    def inputs(self, logp):
         logp = np.asarray(logp, dtype=float).reshape(self.shape)
         lw, ll = logp[self.prompt, self.chosen], logp[self.prompt, self.rejected]
-        r = dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+        return dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+
+    def at(self, logp):
+        """F at a log-prob table ``[P, Y]``, normalised or not (margin losses only see differences)."""
         with np.errstate(all="ignore"):
-            value = float((self.weight * self.formula(self.hyper, r)).sum())
+            value = float((self.weight * self.formula(self.hyper, self.inputs(logp))).sum())
         return value if np.isfinite(value) else np.inf
+
+    def state(self, logp):
+        """The population state at ``logp`` (stateful losses; None otherwise)."""
+        if self.name not in STATES:
+            return None
+        with np.errstate(all="ignore"):
+            return STATES[self.name](self.hyper, self.inputs(logp), self.weight / self.weight.sum())
+
+    def with_state(self, state):
+        """A copy whose formula reads ``state`` (held fixed)."""
+        fixed = object.__new__(Objective)
+        fixed.__dict__.update(self.__dict__, hyper=dict(self.hyper, state=state))
+        return fixed
 
 
 UNBOUNDED = -1e3

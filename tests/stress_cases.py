@@ -4,6 +4,7 @@ import torch
 from independent_losses import Objective
 
 import toybench as tb
+from toybench.losses.fdiv import with_rewards
 
 SPECS = {
     "dpo": [{"beta": 0.5}, {"beta": 2.0}],
@@ -22,13 +23,16 @@ SPECS = {
     "discopop": [{"beta": 1.0, "tau": 0.05}, {"beta": 0.5, "tau": 0.2}],
     "tan_principled": [{"beta": 1.0}],
     "bpo": [{"beta": 1.0, "h": "lr"}, {"beta": 1.0, "h": "kliep"}, {"beta": 1.0, "h": "lsif"},
-            {"beta": 1.0, "h": "ba", "lam": 2.0}, {"beta": 1.0, "h": "ba", "lam": -0.5}],
+            {"beta": 1.0, "h": "ba", "lam": 2.0}, {"beta": 1.0, "h": "ba", "lam": -0.5},
+            {"beta": 1.0, "h": "kliep", "clip_min": 0.01}, {"beta": 1.0, "h": "lr", "clip_min": 0.2, "clip_max": 5.0}],
     "sba": [{"beta": 1.0, "lam": -0.5, "s": 4.0}, {"beta": 1.0, "lam": 1.2, "s": 4.0}],
     "fdpo": [{"beta": 1.0, "divergence": "forward_kl"}, {"beta": 1.0, "divergence": "js"},
              {"beta": 1.0, "divergence": "alpha", "alpha": 0.5}],
     "fpo": [{"beta": 1.0, "divergence": "alpha", "alpha": 0.3, "eps": 0.05},
-            {"beta": 1.0, "divergence": "hellinger", "eps": 0.05}, {"beta": 1.0, "divergence": "js", "eps": 0.05}],
-    "exo": [{"beta": 1.0, "eps": 0.01}],
+            {"beta": 1.0, "divergence": "hellinger", "eps": 0.05}, {"beta": 1.0, "divergence": "js", "eps": 0.05},
+            {"beta": 1.0, "mode": "exact", "divergence": "alpha", "alpha": 0.3, "beta_reward": 0.5},
+            {"beta": 0.5, "mode": "exact", "divergence": "reverse_kl", "beta_reward": 1.0}],
+    "exo": [{"beta": 1.0, "eps": 0.01}, {"beta": 1.0, "mode": "list", "beta_reward": 0.5}],
     "apo_zero": [{"beta": 1.0}],
     "apo_down": [{"beta": 1.0}],
     "nca": [{"beta": 1.0}],
@@ -42,11 +46,26 @@ SPECS = {
     "da_dpo": [{"beta": 1.0}],
     "ddo": [{"beta": 1.0, "alpha": 1.0}],
     "disco": [{}],
-    "sppo": [{"beta": 1.0, "mode": "hard"}],
+    "sppo": [{"beta": 1.0, "mode": "hard"}, {"beta": 0.5, "mode": "soft"}, {"beta": 1.0, "mode": "single"}],
+    "plackett_luce": [{"beta": 1.0}],
+    "lipo": [{"beta": 0.5}],
+    "rank_dpo": [{"beta": 0.5}, {"beta": 1.0, "rank_source": "label"}],
+    "tpo": [{"beta": 0.5}],
+    "irpo": [{"beta": 1.0}],
+    "anchored_dpo": [{"tau": 0.8}],
+    "curry_dpo": [{"beta": 1.0}],
+    "alpha_dpo": [{"beta": 2.5, "gamma": 1.5, "alpha": 0.2}, {"beta": 1.0, "gamma": 0.5, "alpha": 0.5}],
+    "beta_dpo": [{"beta": 0.5}],
+    "bco": [{"beta": 1.0}, {"beta": 1.0, "delta": "free"}, {"beta": 0.5, "delta": 0.3}],
+    "kto": [{"beta": 1.0}, {"beta": 0.5, "lam_desirable": 1.3, "lam_undesirable": 1.0}],
 }
-"""Hyperparameters tried per loss (stateless losses; the stateful alpha_dpo, beta_dpo, bco and kto
-are covered by their own fixed-point tests)."""
+"""Hyperparameters tried per flat loss (list losses as pair losses on Pairs; stateful losses,
+whose population objective is a fixed point of ``population_state``: alpha_dpo, beta_dpo, bco
+with a running or free δ, kto)."""
+STATEFUL = {"alpha_dpo", "beta_dpo", "bco", "kto"}
 NEEDS_SCORE_GAP = {"madpo", "da_dpo"}
+NEEDS_WIN_PROBS = {"sppo"}
+NEEDS_REWARDS = {"fpo", "exo"}
 CASES = [(name, hyper) for name in sorted(SPECS) for hyper in SPECS[name]]
 
 
@@ -69,6 +88,10 @@ def case(index: int, seed: int):
     pairs = tb.population(prob)
     if name in NEEDS_SCORE_GAP:
         pairs = tb.losses.with_score_gap(pairs)
+    if name in NEEDS_WIN_PROBS:
+        pairs = tb.losses.with_win_probs(pairs)
+    if name in NEEDS_REWARDS and hyper.get("mode") in ("exact", "list"):
+        pairs = with_rewards(pairs)
     objective = Objective(name, hyper, prob.ref_logp.numpy(), prob.reward.numpy(), prob.prompt_weights.numpy(),
                           law, lengths)
     return tb.losses.make(name, **hyper), pairs, objective
