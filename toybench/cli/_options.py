@@ -149,8 +149,7 @@ def add_problem_options(parser) -> None:
 
 def problem(args):
     """The Problem the options describe, with token lengths."""
-    from ..claims.core import e1
-    from ..problem import Problem
+    from ..problem import Problem, e1
     from ..spaces import FlatSpace
 
     if args.problem == "sequence":

@@ -30,8 +30,7 @@ def field_providers() -> dict:
 
 def build_problem(spec: Spec, key: dict):
     """The stack's Problem (float64, CPU; ``tb.train`` moves what it needs to the policy's device)."""
-    from ..claims.core import e1
-    from ..problem import Problem
+    from ..problem import Problem, e1
     from ..spaces import FlatSpace
     if key["family"] == "e1":
         return e1(key["pair_dist"])
