@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._numerics import flat_index
 from .losses.base import LENGTH_INPUTS, Loss
 from .objective import objective, record_inputs
 from .pairs import Pairs
@@ -163,8 +164,8 @@ class LossGrads:
         inputs = record_inputs(self.losses[i], self.like.new_zeros(1, P, Y), pairs)
         del inputs["chosen_logp"], inputs["rejected_logp"]
         inputs["weight"] = pairs.weight.to(device=self.like.device, dtype=self.like.dtype)
-        chosen = (pairs.prompt * Y + pairs.chosen).to(self.like.device)
-        rejected = (pairs.prompt * Y + pairs.rejected).to(self.like.device)
+        chosen = flat_index(pairs.prompt, pairs.chosen, Y).to(self.like.device)
+        rejected = flat_index(pairs.prompt, pairs.rejected, Y).to(self.like.device)
         if chosen.shape[0] == 1:
             inputs = {name: _records_major(name, value, b, shared) for name, value in inputs.items()}
         weight = inputs.pop("weight")
@@ -275,7 +276,7 @@ class _RecordGrid:
         prob = pairs.problem
         if loss.stateful or prob.P * prob.Y * prob.Y > GRID_FILL * pairs.size:
             return None
-        cells = ((pairs.prompt * prob.Y + pairs.chosen) * prob.Y + pairs.rejected).to(like.device)
+        cells = flat_index(flat_index(pairs.prompt, pairs.chosen, prob.Y), pairs.rejected, prob.Y).to(like.device)
         counts = torch.zeros(cells.shape[0], prob.P * prob.Y * prob.Y, device=like.device)
         counts.scatter_add_(1, cells, torch.ones(cells.shape, device=like.device))
         extras = {}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from ._numerics import flat_index
+
 
 def record_inputs(loss, logp: torch.Tensor, pairs) -> dict:
     """Loss arguments for every record: ``chosen_logp``, ``rejected_logp``, ``ref_chosen_logp``,
@@ -17,8 +19,8 @@ def record_inputs(loss, logp: torch.Tensor, pairs) -> dict:
     records' (1 broadcasts)."""
     prob = pairs.problem
     runs = max(logp.shape[0], pairs.runs)
-    chosen_idx = (pairs.prompt * prob.Y + pairs.chosen).to(logp.device)
-    rejected_idx = (pairs.prompt * prob.Y + pairs.rejected).to(logp.device)
+    chosen_idx = flat_index(pairs.prompt, pairs.chosen, prob.Y).to(logp.device)
+    rejected_idx = flat_index(pairs.prompt, pairs.rejected, prob.Y).to(logp.device)
     table = logp.reshape(logp.shape[0], -1)
     ref = prob.ref_logp.to(device=logp.device, dtype=logp.dtype).reshape(1, -1)
     inputs = {

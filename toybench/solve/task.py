@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._numerics import flat_index
 from ..graph import component_labels
 from ..objective import call_loss, objective, record_inputs
 
@@ -39,8 +40,8 @@ class Task:
         prob = pairs.problem
         self.P, self.Y, self.ref = prob.P, prob.Y, prob.ref_logp.to(pairs.weight.device)
         self.weight = pairs.weight[0].to(torch.float64)
-        self.chosen_index = (pairs.prompt * prob.Y + pairs.chosen)[0].to(self.ref.device)
-        self.rejected_index = (pairs.prompt * prob.Y + pairs.rejected)[0].to(self.ref.device)
+        self.chosen_index = flat_index(pairs.prompt, pairs.chosen, prob.Y)[0].to(self.ref.device)
+        self.rejected_index = flat_index(pairs.prompt, pairs.rejected, prob.Y)[0].to(self.ref.device)
         self.record_prompt = pairs.prompt[0].to(self.ref.device)
         self.table = pairs.record_table()[0]                                    # [P, Y, Y]
         self.labels = component_labels(self.table > 0).to(self.ref.device)       # [P, Y]
