@@ -109,3 +109,31 @@ def test_trajectory_bad_input():
         D.trajectory(policy, loss, pairs, -1)
     with pytest.raises(ValueError, match="lr"):
         D.trajectory(policy, loss, pairs, 3, lr=0.0)
+
+
+def test_ches_against_per_prefix_states():
+    """CHES = ⟨Σ h(y⁺<k), Σ h(y⁻<k)⟩ − ‖Σ h(y⁺<k)‖², with h from a separate per-prefix forward
+    (tests/test_sequence_policies.py's plain transformer), summed over each string's steps in Python."""
+    from test_sequence_policies import perturbed, reference_transformer_state
+
+    prob = tb.Problem.random(tb.SequenceSpace(2, 3), prompts=2, seed=0)
+    policy = perturbed(tb.TinyTransformer(prob, runs=2, width=4, layers=1, heads=2, dtype=torch.float64))
+    pairs = tb.Pairs.from_records(prob, [(0, 0, 5), (1, 3, 9), (0, 12, 2)])
+    space = prob.space
+    scores = D.ches(policy, pairs).detach()
+
+    def summed(b, p, y):
+        tokens = space.tokens[y, : int(space.lengths[y])].tolist()
+        total = torch.zeros(policy.width, dtype=torch.float64)
+        for k in range(len(tokens) + 1):
+            if k < space.max_len:       # the forced EOS step at max_len has no state
+                total += reference_transformer_state(policy, b, p, tokens[:k]).detach()
+        return total
+
+    for b in range(2):
+        for r, (p, w, l_) in enumerate(zip(pairs.prompt[0].tolist(), pairs.chosen[0].tolist(),
+                                           pairs.rejected[0].tolist(), strict=True)):
+            chosen, rejected = summed(b, p, w), summed(b, p, l_)
+            assert scores[b, r].item() == pytest.approx((chosen @ rejected - chosen @ chosen).item(), abs=1e-10)
+    with pytest.raises(ValueError, match="hidden states"):
+        D.ches(tb.Tabular(prob), pairs)

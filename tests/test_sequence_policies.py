@@ -133,7 +133,13 @@ def test_gradient_matches_central_differences(kind):
 
 
 def reference_transformer_token_logp(policy, b, p, prefix_tokens):
-    """One run, one prompt, one prefix: the plain causal transformer on that prefix alone."""
+    """One run, one prompt, one prefix: the output-head logits of the plain causal transformer."""
+    return reference_transformer_state(policy, b, p, prefix_tokens) @ policy.head[b]
+
+
+def reference_transformer_state(policy, b, p, prefix_tokens):
+    """One run, one prompt, one prefix: the final normalised state of the plain causal transformer
+    run on that prefix alone."""
     def ln(x):
         return torch.nn.functional.layer_norm(x, x.shape[-1:])
 
@@ -151,7 +157,7 @@ def reference_transformer_token_logp(policy, b, p, prefix_tokens):
             heads.append(torch.softmax(scores, -1) @ v[:, cols])
         x = x + torch.cat(heads, -1) @ block["out"][b]
         x = x + torch.nn.functional.gelu(ln(x) @ block["up"][b]) @ block["down"][b]
-    return ln(x)[-1] @ policy.head[b]
+    return ln(x)[-1]
 
 
 def test_transformer_teacher_forcing_matches_a_per_prefix_forward():

@@ -149,3 +149,12 @@ def test_loss_only_and_buffered_flushes(monkeypatch):
     assert flushed.steps == one_go.steps == list(range(8))
     for first, second in zip(one_go.records, flushed.records, strict=True):
         assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first if k != "step")
+
+
+def test_plot_of_a_metric_kept_only_at_the_ends_marks_its_two_points():
+    prob = random_problem()
+    history = train(Tabular(prob, runs=2), tb.losses.make("dpo"), tb.population(prob), steps=10, log_every=2)
+    ax = history.plot("loss")
+    assert [list(line.get_xdata()) for line in ax.get_lines()] == [[0, 10], [0, 10]]
+    assert ax.get_lines()[0].get_marker() == "o"
+    matplotlib.pyplot.close(ax.figure)

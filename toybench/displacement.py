@@ -16,6 +16,9 @@ below are pure functions of those snapshots, so every number is an exact sum ove
   likelihood displacement of the chosen response.
 - ``razin_construction``: the three-response instance where DPO lowers the chosen response from
   its first step (φ_w = (1, 0.1), φ_l = (1, −0.1), φ_z = (0, 1), base log(0.6, 0.3, 0.1), h = 0).
+- ``ches``: the CHES score of Razin et al. (Thm. 3) for a ``TinyTransformer``, per record:
+  ⟨Σ_k h(y⁺_{<k}), Σ_k h(y⁻_{<k})⟩ − ‖Σ_k h(y⁺_{<k})‖², h the final state of each step's context
+  (steps whose EOS is forced have no state and add 0); large values predict a falling chosen response.
 - ``squeeze_step``: the exact tabular softmax step of a negative gradient on one label (Ren &
   Sutherland, arXiv 2407.10490): p′_i ∝ p_i·e^{η p_i} (i ≠ ȳ), p′_ȳ ∝ p_ȳ·e^{−η(1 − p_ȳ)}.
 """
@@ -104,6 +107,24 @@ def razin_construction(dtype=torch.float64, runs: int = 1):
     features = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]], dtype=torch.float64)
     policy = LogLinear(prob, features, runs=runs, dtype=dtype)
     return policy, make("dpo", beta=1.0), Pairs.from_records(prob, [(0, 0, 1)])
+
+
+def ches(policy, pairs: Pairs) -> torch.Tensor:
+    """CHES per record ``[B, N]`` (see the module docstring) from ``policy.context_states()``."""
+    if not hasattr(policy, "context_states"):
+        raise ValueError(f"ches needs a policy with hidden states (TinyTransformer), got {type(policy).__name__}")
+    tree = policy.tree
+    states = policy.context_states()                                             # [B, P, N, d]
+    mask = tree.step_mask.to(states.device)
+    per_string = (states[:, :, tree.step_prefix.to(states.device)] * mask[..., None]).sum(-2)   # [B, P, Y, d]
+    prompt = pairs.prompt.to(states.device)
+
+    def gather(responses):
+        rows = torch.arange(states.shape[0], device=states.device)[:, None]
+        return per_string[rows, prompt, responses.to(states.device)]             # [B, N, d]
+
+    chosen, rejected = gather(pairs.chosen), gather(pairs.rejected)
+    return (chosen * rejected).sum(-1) - (chosen * chosen).sum(-1)
 
 
 def squeeze_step(logp: torch.Tensor, label: int, lr: float) -> torch.Tensor:

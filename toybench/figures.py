@@ -251,3 +251,111 @@ def _did(fig):
     ax.set_xlabel("response y")
     ax.set_ylabel("π(y) (probability)")
     _legend(ax)
+
+
+@figure("displacement", "displacement",
+        "Likelihood displacement: with shared parameters DPO lowers the chosen response from step one while its loss "
+        "falls; a logit table cannot (arXiv 2410.08847; DPO β = 1, SGD).")
+def _displacement(fig):
+    from .experiments import displacement as exp
+    axes = fig.subplots(1, 2)
+    steps, probs, loss = exp.razin(2000, every=10)
+    names = ("chosen y+", "rejected y−", "unseen z")
+    for i, style in enumerate(("-", "--", ":")):
+        axes[0].plot(steps.numpy(), probs[:, i].numpy(), style, color=PALETTE["dpo"], label=f"π({names[i]})")
+    axes[0].plot(steps.numpy(), loss.numpy(), color=PALETTE["other"], label="DPO loss (nats)")
+    axes[0].set_title("LogLinear, shared hidden vector (lr 0.1)", fontsize=9)
+    steps, probs = exp.tabular(3000, every=10)
+    for i, style in enumerate(("-", "--", ":")):
+        axes[1].plot(steps.numpy(), probs[:, i].numpy(), style, color=PALETTE["dpo"], label=f"π({names[i]})")
+    axes[1].set_title("logit table, π_ref = (0.2, 0.5, 0.3) (lr 0.01)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("SGD step")
+        ax.set_ylabel("probability / loss (nats)")
+        _legend(ax)
+
+
+@figure("selfplay", "selfplay",
+        "Self-play on an intransitive 3-cycle: the last Hedge iterate cycles, its running average converges to the "
+        "von Neumann winner (2/7, 1/7, 4/7) (arXiv 2405.00675, 2404.03715; η = 0.1).")
+def _selfplay(fig):
+    from .experiments import selfplay as exp
+    steps, last, average = exp.hedge(0.1, 20000, record_every=20)
+    axes = fig.subplots(1, 2)
+    for i, style in enumerate(("-", "--", ":")):
+        axes[0].plot(steps.numpy() / 1000, last[:, i].numpy(), style, color=PALETTE["other"], lw=0.8,
+                     label=f"last iterate π({i + 1})")
+        axes[0].plot(steps.numpy() / 1000, average[:, i].numpy(), style, color=PALETTE["dpo"], label=f"average π̄({i + 1})")
+        axes[0].axhline(exp.WINNER[i], color=PALETTE["reference"], lw=0.6)
+    axes[0].set_xlabel("self-play step (thousands)")
+    axes[0].set_ylabel("probability")
+    axes[0].set_title("Hedge from uniform (grey: the winner)", fontsize=9)
+    taus = [2.0 ** k for k in range(2, -8, -1)]
+    path = exp.regularised_path(tuple(taus))
+    for i, style in enumerate(("-", "--", ":")):
+        axes[1].plot(taus, path[:, i].numpy(), style + "o", ms=3, color=PALETTE["ipo"], label=f"π*_τ({i + 1})")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("regularisation τ (dimensionless)")
+    axes[1].set_ylabel("probability")
+    axes[1].set_title("regularised equilibrium path (uniform π_ref)", fontsize=9)
+    for ax in axes:
+        _legend(ax)
+
+
+@figure("granularity", "granularity",
+        "Token-level autoregressive DPO on response-level BT labels misses π*_β; one feedback segment per response "
+        "recovers it (arXiv 2602.09533; depth-2 tree, β = 1).")
+def _granularity(fig):
+    from .experiments import granularity as exp
+    bars = {"π*_β (closed form)": (exp.target(), PALETTE["reference"]),
+            "ADPO, one segment (= DPO)": (exp.best_policy(1), PALETTE["dpo"]),
+            "ADPO, token level": (exp.best_policy(0), PALETTE["other"])}
+    ax = fig.subplots(1, 1)
+    width = 0.25
+    for i, (label, (probs, colour)) in enumerate(bars.items()):
+        ax.bar([k + (i - 1) * width for k in range(4)], probs.tolist(), width, color=colour, label=label)
+    ax.set_xticks(range(4), exp.TREE)
+    ax.set_xlabel("response (two tokens)")
+    ax.set_ylabel("π(y) (probability)")
+    _legend(ax)
+
+
+@figure("samplers", "samplers",
+        "Exact-gradient online DPO: uniform pair sampling converges linearly, the mixed samplers Mix-R and Mix-P "
+        "much faster (arXiv 2409.19605; K = 20, β = 3, SGD lr 10 and Newton's lr 9.9307).")
+def _samplers(fig):
+    from .experiments import samplers as exp
+    colours = {"unif": PALETTE["reference"], "mix_r": PALETTE["dpo"], "mix_p": PALETTE["other"]}
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, lr in zip(axes, (10.0, 9.9307), strict=True):
+        for sampler in exp.SAMPLERS:
+            found = exp.run(sampler, 25, lr=lr)
+            ax.semilogy(range(len(found)), [max(v, 1e-17) for v in found], "o-", ms=3, color=colours[sampler],
+                        label={"unif": "Unif", "mix_r": "Mix-R", "mix_p": "Mix-P"}[sampler])
+        ax.set_xlabel("SGD iteration")
+        ax.set_ylabel("Param Diff (reward units)")
+        ax.set_title(f"lr {lr:g}", fontsize=9)
+        _legend(ax)
+
+
+@figure("three_d", "three_d",
+        "The '3D properties' toy, reconstructed (arXiv 2406.07327; MLP, 4 prompts × 10 responses, DPO β = 0.1): the "
+        "rejected likelihood plunges, but the unseen responses lose mass instead of gaining it.")
+def _three_d(fig):
+    from .experiments import three_d as exp
+    found = exp.run(epochs=500, every=10)
+    steps = found["steps"].numpy()
+    axes = fig.subplots(1, 2)
+    for key, style, label in (("chosen_logp_change", "-", "chosen"), ("rejected_logp_change", "--", "rejected")):
+        axes[0].plot(steps, found[key].mean(1).numpy(), style, color=PALETTE["dpo"], label=f"{label} (mean of 5 seeds)")
+    axes[0].set_xlabel("epoch (full batch, Adam lr 1e-3)")
+    axes[0].set_ylabel("change of log-probability (nats)")
+    axes[0].set_title("record-mean log-probability change", fontsize=9)
+    axes[1].plot(steps, found["chosen_mass"].mean(1).numpy(), color=PALETTE["dpo"], label="chosen probability")
+    axes[1].plot(steps, found["unseen_mass_gain"].mean(1).numpy(), ":", color=PALETTE["other"],
+                 label="unseen-mass gain")
+    axes[1].set_xlabel("epoch (full batch, Adam lr 1e-3)")
+    axes[1].set_ylabel("probability")
+    axes[1].set_title("mass on chosen and on never-seen responses", fontsize=9)
+    for ax in axes:
+        _legend(ax)

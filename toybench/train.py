@@ -107,7 +107,8 @@ class History:
         """Draw ``metric`` against the step on ``ax`` (a new figure when None) and return the Axes.
 
         Up to ``max_lines`` runs get one line each; more runs are drawn as their median and the
-        band between the 10th and 90th percentiles. Title, axis labels and a legend are set;
+        band between the 10th and 90th percentiles. Only the steps that recorded ``metric`` are
+        drawn (with markers when they are just the first and last). Title, axis labels and a legend are set;
         ``logy`` puts the metric on a log scale. Needs matplotlib (imported here)."""
         import matplotlib.pyplot as plt
 
@@ -116,13 +117,14 @@ class History:
         steps, values = self.column(metric)
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3.2))
+        marker = "o" if len(steps) < 3 else None     # e.g. the loss, by default only at the first and last step
         if values.shape[1] <= max_lines:
             for b in range(values.shape[1]):
-                ax.plot(steps, values[:, b].numpy(), lw=1, label=f"run {b}")
+                ax.plot(steps, values[:, b].numpy(), lw=1, marker=marker, label=f"run {b}")
         else:
             low, mid, high = torch.nanquantile(values, torch.tensor([0.1, 0.5, 0.9], dtype=values.dtype), dim=1)
             ax.fill_between(steps, low.numpy(), high.numpy(), alpha=0.3, label="10th–90th percentile of runs")
-            ax.plot(steps, mid.numpy(), lw=1.5, label=f"median of {values.shape[1]} runs")
+            ax.plot(steps, mid.numpy(), lw=1.5, marker=marker, label=f"median of {values.shape[1]} runs")
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel("step")

@@ -99,13 +99,25 @@ class TinyTransformer(TokenPolicy):
             x = x + torch.bmm(torch.nn.functional.gelu(torch.bmm(_layer_norm(x), block["up"])), block["down"])
         return _layer_norm(x).reshape(B, P, R, L, d)
 
-    def token_logp(self) -> torch.Tensor:
-        """log π(a|s) ``[B, P, N, A]`` from one teacher-forced pass over the strings."""
-        B, P, tree = self.runs, self.problem.P, self.tree
+    def _inner_states(self) -> torch.Tensor:
+        """Final states of every prefix that chooses a token, ``[B, P, N_inner, width]``."""
         R = self._strings.shape[0]
         chunk = R if self.row_chunk is None else self.row_chunk
         states = torch.cat([self.hidden_states(slice(start, start + chunk)) for start in range(0, R, chunk)], 2)
-        contexts = states[:, :, self._context_row, self._context_pos]          # [B, P, N_inner, d]
+        return states[:, :, self._context_row, self._context_pos]
+
+    def context_states(self) -> torch.Tensor:
+        """h(s): the final (normalised) state of every prefix ``[B, P, N, width]``; 0 at depth max_len,
+        where EOS is forced and no state is computed."""
+        inner = self._inner_states()
+        B, P, d = self.runs, self.problem.P, self.width
+        out = torch.zeros(B, P, self.tree.prefixes, d, dtype=inner.dtype, device=inner.device)
+        return out.index_copy(2, self._inner, inner)
+
+    def token_logp(self) -> torch.Tensor:
+        """log π(a|s) ``[B, P, N, A]`` from one teacher-forced pass over the strings."""
+        B, P, tree = self.runs, self.problem.P, self.tree
+        contexts = self._inner_states()                                        # [B, P, N_inner, d]
         out = torch.einsum("bpnd,bda->bpna", contexts, self.head)
         logits = torch.zeros(B, P, tree.prefixes, tree.actions, dtype=self.dtype, device=self.device)
         logits = logits.index_copy(2, self._inner, out)

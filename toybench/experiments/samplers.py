@@ -1,0 +1,73 @@
+"""Pair samplers in online DPO (Shi, Zhou, Du, arXiv 2409.19605): exact-gradient convergence rates.
+
+One prompt, K = 20 actions, β = 3, logits from 0 (π_ref uniform), rewards
+``torch.manual_seed(1234567); torch.randn(1, 20)`` (CPU float32 draw, cast to float64; the
+authors' script draws on CUDA when available, so their curves may use other rewards
+[unverified]: match rates, not curves). Exact mode: the population DPO loss with soft BT labels
+−Σ_{i,j} W_ij[p_ij log σ(βΔ_ij) + (1 − p_ij) log σ(−βΔ_ij)], Σ W = 1 over all K² ordered pairs,
+plain SGD lr 10, with pair weights
+- ``unif``: W_ij = 1/K²;
+- ``mix_r``: W ∝ 2 + 2cosh(r_i − r_j) = 1/(σ(r_i − r_j)σ(r_j − r_i));
+- ``mix_p``: W ∝ 1/(σ(βΔ_ij)σ(−βΔ_ij)) at the current (detached) policy.
+
+toybench's pair law drops the diagonal and renormalises (``Problem.pair_law``), so the paper's step
+lr equals toybench's lr·(1 − Σ_i W_ii) on the same objective. Metric: the reward-consistency gap
+("Param Diff") PD = K⁻² Σ_{y,y'} |g(y) − g(y')| with g = r − β·log(π/π_ref), zero iff π = π*_β.
+Near the optimum both mixed samplers contract by |1 − 2Kβ²η/Z*| per step, Z* = Σ_{i,j}(2 + 2cosh(r_i − r_j)):
+0.00698 at η = 10, and η = Z*/(2Kβ²) is Newton's step (quadratic convergence) [derived].
+"""
+from __future__ import annotations
+
+import torch
+
+from ..losses import make
+from ..pairs import population
+from ..policies import Tabular
+from ..problem import Problem
+from ..spaces import FlatSpace
+from ..train import train
+
+K, BETA = 20, 3.0
+SAMPLERS = ("unif", "mix_r", "mix_p")
+
+
+def rewards() -> torch.Tensor:
+    """The published reward draw ``[1, 20]`` (float32 CPU generator seeded 1234567, as float64)."""
+    gen = torch.Generator().manual_seed(1234567)
+    return torch.randn(1, K, generator=gen).to(torch.float64)
+
+
+def weights(sampler: str, logp: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+    """The sampler's pair weights W ``[1, K, K]`` over all ordered pairs (diagonal included), Σ W = 1."""
+    if sampler == "unif":
+        table = torch.ones(1, K, K, dtype=torch.float64)
+    elif sampler == "mix_r":
+        table = 2 + 2 * torch.cosh(reward[:, :, None] - reward[:, None, :])
+    elif sampler == "mix_p":
+        table = 2 + 2 * torch.cosh(BETA * (logp[:, :, None] - logp[:, None, :]))
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; choose from {SAMPLERS}")
+    return table / table.sum()
+
+
+def param_diff(logp: torch.Tensor, reward: torch.Tensor, ref_logp: torch.Tensor) -> float:
+    """PD = K⁻² Σ_{y,y'} |g(y) − g(y')|, g = r − β·log(π/π_ref)."""
+    g = (reward - BETA * (logp - ref_logp))[0]
+    return float((g[:, None] - g[None, :]).abs().mean())
+
+
+def run(sampler: str, iterations: int = 20, lr: float = 10.0) -> list[float]:
+    """PD before each of ``iterations`` exact SGD steps (and after the last): ``iterations + 1`` values."""
+    reward = rewards()
+    ref = torch.full((1, K), -torch.log(torch.tensor(float(K))).item(), dtype=torch.float64)
+    logp = ref.clone()
+    found = [param_diff(logp, reward, ref)]
+    for _ in range(iterations):
+        table = weights(sampler, logp, reward)
+        prob = Problem(FlatSpace(K), ref, reward=reward, pair_dist=table)
+        policy = Tabular(prob, init=logp, dtype=torch.float64)
+        step = lr * (1 - float(table[0].diagonal().sum()))
+        train(policy, make("dpo", beta=BETA), population(prob), steps=1, optimizer="sgd", lr=step)
+        logp = policy.logp().detach()[0]
+        found.append(param_diff(logp, reward, ref))
+    return found
