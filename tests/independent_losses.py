@@ -390,6 +390,11 @@ def minimise(objective, seed, starts=4, kinked=False):
     """(best value, best log-probs, unbounded?) from BFGS (finite differences) at ``starts``
     starts (π_ref, uniform, random N(0, 2²) logits from ``seed``), then, for a ``kinked``
     objective, Powell from the best."""
+    with np.errstate(all="ignore"):    # SciPy's finite differences of an objective that reached +inf
+        return _minimise(objective, seed, starts, kinked)
+
+
+def _minimise(objective, seed, starts, kinked):
     rng = np.random.default_rng(seed)
     size = objective.ref.size
     points = [objective.ref.reshape(-1), np.zeros(size)] + [2 * rng.standard_normal(size) for _ in range(starts - 2)]
