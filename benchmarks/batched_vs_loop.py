@@ -119,7 +119,9 @@ def main() -> None:
     trials = args.trials or (1 if args.all else 3)
     if steps < 1 or trials < 1:
         parser.error("--steps and --trials must be >= 1")
-    names = tb.losses.names() if args.all else [args.loss]
+    # token-level losses need a SequenceSpace: benchmarks/transformer_speed.py times sequence training
+    names = [n for n in tb.losses.names() if not getattr(tb.losses.REGISTRY[n], "needs_table", False)] \
+        if args.all else [args.loss]
     if args.loss not in tb.losses.names():
         parser.error(f"unknown loss {args.loss!r}; valid names: {', '.join(tb.losses.names())}")
     pairs = make_pairs()

@@ -79,6 +79,17 @@ def test_train_prints_final_metrics_and_plot(capsys, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_train_plot_has_the_objective_at_every_logged_step(monkeypatch, tmp_path):
+    """The loss curve needs the objective between the first and last step, which the default
+    history leaves out: ``--plot`` asks for it."""
+    import toybench.cli.train as cli_train
+    drawn = {}
+    monkeypatch.setattr(cli_train, "_plot_history", lambda history, *args, **kw: drawn.update(frame=history.to_frame()))
+    assert main(["train", "--loss", "dpo", "--steps", "50", "--log-every", "10", "--plot",
+                 str(tmp_path / "c.png")]) == 0
+    assert drawn["frame"]["loss"].notna().sum() == 6   # steps 0, 10, ..., 50
+
+
 def test_train_target_solve_on_sampled_data(capsys):
     """--target solve: the KL/TV columns measure the distance to tb.solve's minimiser of the data set
     trained on (cDPO has no closed form there, so --target closed gives null columns)."""

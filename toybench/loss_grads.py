@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .losses.base import LENGTH_INPUTS, Loss, MarginLoss
+from .losses.base import LENGTH_INPUTS, Loss
 from .objective import objective, record_inputs
 from .pairs import Pairs
 
@@ -212,16 +212,9 @@ class LossGrads:
 
 
 def _plain_margin(loss) -> bool:
-    """Whether ``loss`` is a ``MarginLoss`` φ(β·Δ) of the plain margin Δ = g_w − g_l whose value is
-    φ(β·Δ) and gradient β·φ′(β·Δ) (``per_record``, ``input_grads`` and ``margin_slope`` not
-    overridden, no extra inputs, and ``margin`` equal to Δ on random inputs)."""
-    cls = type(loss)
-    if not isinstance(loss, MarginLoss) or loss.needs or any(
-            getattr(cls, name) is not getattr(MarginLoss, name) for name in ("per_record", "input_grads",
-                                                                            "margin_slope")):
-        return False
-    probe = torch.randn(4, 1, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    return torch.allclose(loss.margin(*probe), (probe[0] - probe[2]) - (probe[1] - probe[3]), rtol=0, atol=1e-12)
+    """Whether ``loss`` declares itself φ(β·Δ) of the reference margin (``loss.plain_margin``), with
+    no per-record inputs beyond the log-probs (a length-normalised IPO has some)."""
+    return bool(loss.plain_margin) and not loss.needs
 
 
 # ------------------------------------------------------------------------ blocks of runs

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ..train import METRICS
+from ..train import DEFAULT_METRICS, METRICS
 from . import _options as opt
 
 RULE = "KL values that float64 rounding puts below 0 are shown as 0"
@@ -67,9 +67,12 @@ def run(args) -> int:
                        "same population; add --samples N for independent data sets")
     pairs = records(loss, prob, noise, samples=args.samples, seeds=seeds, scores=opt.scores(args, prob))
     target = solve(loss, pairs).logp if args.target == "solve" else None
+    metrics = _metrics(args.metrics)
+    if args.plot and metrics is None:   # the plot's loss curve needs the objective at every logged step
+        metrics = [*DEFAULT_METRICS, "loss"]
     history = train(Tabular(prob, runs=len(points)), loss, pairs, steps=args.steps, optimizer=args.optimizer,
                     lr=args.lr, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
-                    target=target, metrics=_metrics(args.metrics), progress=opt.show_progress(args) and not args.no_progress)
+                    target=target, metrics=metrics, progress=opt.show_progress(args) and not args.no_progress)
     runs = [{"run": b, "spec": spec_of(run_loss(loss, b) if loss.runs else loss), "noise": rates[b],
              **({"data_seed": seeds[b]} if args.samples is not None else {})} for b in range(len(points))]
     final = {key: [_shown(key, v) for v in torch.as_tensor(value).reshape(-1).tolist()]

@@ -16,6 +16,9 @@ losses, never reduced, in TRL's argument order::
 - ``family``: ``logit_link`` (G1: target independent of μ), ``non_proper`` (G2: a μ-dependent
   projection), ``single_response`` (G3: terms in one response, the simplex constraint binds);
 - ``convex``: the population objective is convex in tabular logits;
+- ``plain_margin``: the per-record loss is φ(β·Δ) of the reference margin Δ = g_w − g_l with
+  ``MarginLoss``'s own value and derivative (training's cell grid then needs only φ′; the tests
+  check the declaration against that formula for every registered loss);
 - ``solver_case``: how ``tb.solve`` minimises it ("convex": convex in the logits or, for an
   affine margin (``margin_coefficients``) with a convex φ, in the margin scores; "lp";
   "nonconvex"); ``falls_forever``: the per-record loss falls strictly as its margin grows, to
@@ -74,6 +77,7 @@ class Loss(ABC):
     convex: ClassVar[bool] = False
     needs: ClassVar[tuple[str, ...]] = ()
     stateful: ClassVar[bool] = False
+    plain_margin: ClassVar[bool] = False
     falls_forever: ClassVar[bool] = False
     kink: ClassVar[tuple[str, int] | None] = None
     solver_case = by_fields("nonconvex", lambda loss: "convex" if loss.convex else "nonconvex")

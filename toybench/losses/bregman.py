@@ -127,6 +127,7 @@ class BPO(ClippedRatioLoss):
     citation = "Kim, Bae, Na, Moon, arXiv 2505.19601, Thm. 3 and Table 2"
     evidence = "paper, derived"
     target_kind = "closed"
+    plain_margin = True
     family = "logit_link"
     convex = by_fields(True, lambda loss: loss.clip_max is None and (
         loss.h in ("lr", "kliep") or loss.h == "ba" and _all(loss.lam, lambda lam: lam < 0)))
@@ -187,6 +188,7 @@ class SBA(ClippedRatioLoss):
     citation = "Kim, Bae, Na, Moon, arXiv 2505.19601, Table 2 (SBA) and App. C Code 1"
     evidence = "paper, derived"
     target_kind = "closed"
+    plain_margin = True
     family = "logit_link"
     convex = by_fields(True, lambda loss: loss.clip_max is None and _all(loss.lam, lambda lam: lam <= 0))
 

@@ -27,6 +27,7 @@ class DPO(MarginLoss):
     citation = "Rafailov et al., arXiv 2305.18290, Eq. 7"
     evidence = "code, derived"
     target_kind = "closed"
+    plain_margin = True
     family = "logit_link"
     convex = True
     falls_forever = True
@@ -61,6 +62,7 @@ class IPO(MarginLoss):
     citation = "Azar et al., arXiv 2310.12036, Eq. 17"
     evidence = "paper, code, derived"
     target_kind = "closed"
+    plain_margin = True
     family = "non_proper"
     convex = by_fields(True, lambda loss: not loss.length_normalized)   # unequal lengths: convex in Δ only
     solver_case = "convex"
@@ -132,6 +134,10 @@ class Hinge(MarginLoss):
             return super().margin_coefficients(inputs)
         ones = torch.ones_like(inputs["chosen_logp"])
         return ones, ones, torch.zeros_like(ones)
+
+    @property
+    def plain_margin(self) -> bool:
+        return not self.reference_free   # SLiC-HF's margin has no reference terms
 
     def margin(self, chosen_logp, rejected_logp, ref_chosen_logp, ref_rejected_logp, **inputs):
         if self.reference_free:

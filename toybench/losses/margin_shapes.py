@@ -37,6 +37,7 @@ class DiscoPOP(MarginLoss):
     citation = "Lu et al., arXiv 2406.08414, Eq. 5 (TRL DPOTrainer discopop)"
     evidence = "code, derived"
     target_kind = "projection"
+    plain_margin = True
     family = "non_proper"
     convex = False
 

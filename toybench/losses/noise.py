@@ -31,6 +31,7 @@ class CDPO(MarginLoss):
     citation = "Mitchell, cDPO note (2023); TRL v0.28 sigmoid + label_smoothing"
     evidence = "code, secondary, derived"
     target_kind = "projection"
+    plain_margin = True
     family = "non_proper"
     convex = True
 
@@ -62,6 +63,7 @@ class RDPO(MarginLoss):
     citation = "Chowdhury, Kini, Natarajan, arXiv 2403.00409"
     evidence = "code, derived"
     target_kind = "closed"
+    plain_margin = True
     family = "logit_link"
     convex = True
     falls_forever = True
