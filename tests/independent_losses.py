@@ -383,7 +383,8 @@ class Objective:
 
 
 UNBOUNDED = -1e3
-"""A reference value below this (objectives here have total record weight 1) means unbounded."""
+"""A reference value below this (objectives here have total record weight 1) that keeps falling
+along the run's direction means unbounded."""
 
 
 def minimise(objective, seed, starts=4, kinked=False):
@@ -403,13 +404,25 @@ def _minimise(objective, seed, starts, kinked):
         found = minimize(objective, x0, method="BFGS", options={"gtol": 1e-8, "maxiter": 300})
         if best is None or found.fun < best.fun:
             best = found
-        if found.fun < UNBOUNDED or _recedes(objective, x0, found.x):
+        if found.fun < UNBOUNDED and _keeps_falling(objective, x0, found.x) or _recedes(objective, x0, found.x):
             return -np.inf, None, True
     end = best
     if kinked:
         polished = minimize(objective, best.x, method="Powell", options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 6000})
         end = polished if polished.fun < best.fun else best
     return float(end.fun), objective.logp(end.x), False
+
+
+def _keeps_falling(objective, start, end):
+    """Past a value below UNBOUNDED, the objective still falls at every step along end − start
+    (steps 1, 2, 4, 8 in its max-abs norm): a run that is going to −∞, not a deep finite minimum
+    (bpo's Basu family with λ = 2 has finite minima below −1e3 on well-separated rewards)."""
+    direction = end - start
+    if not np.all(np.isfinite(direction)) or np.abs(direction).max() == 0:
+        return False
+    direction = direction / np.abs(direction).max()
+    values = [objective(end)] + [objective(end + t * direction) for t in (1, 2, 4, 8)]
+    return bool(np.all(np.isfinite(values)) and np.all(np.diff(values) < 0))
 
 
 def _recedes(objective, start, end):

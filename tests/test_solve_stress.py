@@ -59,6 +59,14 @@ def test_every_registered_loss_has_stress_cases():
     assert {name for name, _ in CASES} == set(tb.losses.names())
 
 
+def test_a_deep_finite_minimum_is_not_called_unbounded():
+    """bpo's Basu family (λ = 2) on a well-separated draw: per record unbounded, per pair of orders
+    p·L(z) + (1 − p)·L(−z) has its minimum near −p³/(2(1 − p)²) (large p), here below −1e3; solve certifies it and
+    the reference must not take it for a run to −∞."""
+    assert CASES[195 % len(CASES)] == ("bpo", {"beta": 1.0, "h": "ba", "lam": 2.0})
+    assert check(195, 5195) == "certified"
+
+
 @pytest.mark.parametrize("draw", range(24))
 def test_solve_matches_independent_minimiser_fast(draw):
     check(7 * draw, 1000 + draw)
