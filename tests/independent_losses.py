@@ -169,6 +169,36 @@ STATES = {
 the population objective is a fixed point: π minimises F(·; state(π))."""
 
 
+def _token_terms(h, gaps, live):
+    return np.where(live, sp(-h["beta"] * gaps), 0.0)
+
+
+def _ld_dpo(h, r):
+    shared = np.minimum(r["Tw"], r["Tl"])[:, None]
+    weight = np.where(np.arange(r["dw"].shape[1]) < shared, 1.0, h["alpha"])
+    return sp(-h["beta"] * (weight * (r["dw"] - r["dl"])).sum(1))
+
+
+def _segments(d, steps, m):
+    """S_i = Σ δ_t over steps t with ⌊t·m/T⌋ = i (the last segment takes the clamp), ``[N, m]``."""
+    segment = np.minimum(np.floor(np.arange(d.shape[1]) * m / steps[:, None]), m - 1)
+    return np.stack([(d * (segment == i)).sum(1) for i in range(m)], 1)
+
+
+def _autoregressive_dpo(h, r):
+    m = h.get("segments", 0)
+    if m == 0:
+        live = np.arange(r["dw"].shape[1]) < np.maximum(r["Tw"], r["Tl"])[:, None]
+        return _token_terms(h, r["dw"] - r["dl"], live).sum(1)
+    return sp(-h["beta"] * (_segments(r["dw"], r["Tw"], m) - _segments(r["dl"], r["Tl"], m))).sum(1)
+
+
+def _d3po(h, r):
+    horizon = np.maximum(r["Tw"], r["Tl"])
+    live = np.arange(r["dw"].shape[1]) < horizon[:, None]
+    return _token_terms(h, r["dw"] - r["dl"], live).sum(1) / horizon
+
+
 LAMBDA_PAIR = 1 / np.log(2) - 1 / np.log(3)
 """LiPO/RankDPO's DCG weight of a two-item list: |G₁ − G₂|·|1/ln 2 − 1/ln 3| with G = 2^ψ − 1, ψ = (1, 0)."""
 
@@ -250,6 +280,11 @@ FORMULAS = {
     "kto": _kto,
     "bco": _bco,
     "beta_dpo": lambda h, r: sp(-h["beta"] * _delta(r)),  # full-batch state: β_batch = β₀, nothing dropped
+    # token-level losses: r["dw"], r["dl"] the per-step log-ratios δ_t [N, T] (0 on padding), r["Tw"], r["Tl"] steps
+    "token_dpo": lambda h, r: sp(-h["beta"] * (r["dw"] - r["dl"]).sum(1)),
+    "ld_dpo": _ld_dpo,
+    "autoregressive_dpo": _autoregressive_dpo,
+    "d3po": _d3po,
 }
 """Per-record losses by registered name."""
 KINKED = {"dpop", "spo", "minor_dpo", "hinge"}
@@ -269,16 +304,45 @@ def records(ref_logp, reward, prompt_weights, pair_dist):
     return prompt, chosen, rejected, table[prompt, chosen, rejected]
 
 
+class TokenViews:
+    """Per-step conditional log-probs of strings: response y = tokens (y₁..y_k) then EOS; step t < k
+    has log π(y_{t+1}|y_{≤t}) = log M(y_{≤t+1}) − log M(y_{≤t}), the EOS step log π(y) − log M(y),
+    with M(s) = Σ of π over the strings that start with the tokens s (M(∅) = Σπ)."""
+
+    def __init__(self, strings):
+        self.steps = np.array([len(y) + 1 for y in strings], dtype=float)
+        T, Y = int(self.steps.max()), len(strings)
+        starts = lambda prefix: np.array([z[:len(prefix)] == prefix for z in strings], float)  # noqa: E731
+        self.num, self.den = np.zeros((Y, T, Y)), np.zeros((Y, T, Y))
+        self.mask = np.zeros((Y, T), bool)
+        for y, tokens in enumerate(strings):
+            for t in range(len(tokens) + 1):
+                self.num[y, t] = starts(tokens[:t + 1]) if t < len(tokens) else np.eye(Y)[y]
+                self.den[y, t] = starts(tokens[:t])
+                self.mask[y, t] = True
+
+    def __call__(self, logp):
+        """δ-ready conditional log-probs ``[P, Y, T]`` (0 on padding) of a log-prob table ``[P, Y]``."""
+        table = logp[:, None, None, :]
+        num = logsumexp(table, b=self.num[None], axis=-1)
+        den = logsumexp(table, b=self.den[None], axis=-1)
+        return np.where(self.mask[None], num - np.where(self.mask[None], den, 0.0), 0.0)
+
+
 class Objective:
     """F(s) = Σ_records D·L over logits s ``[P·Y]`` for one loss (NumPy)."""
 
-    def __init__(self, name, hyper, ref_logp, reward, prompt_weights, pair_dist, lengths):
+    def __init__(self, name, hyper, ref_logp, reward, prompt_weights, pair_dist, lengths, strings=None):
         self.name, self.formula, self.hyper = name, FORMULAS[name], hyper
         self.ref, self.shape = ref_logp, ref_logp.shape
         self.prompt, self.chosen, self.rejected, self.weight = records(ref_logp, reward, prompt_weights, pair_dist)
         self.fixed = {"nw": lengths[self.chosen], "nl": lengths[self.rejected],
                       "gap": reward[self.prompt, self.chosen] - reward[self.prompt, self.rejected],
                       "rw": ref_logp[self.prompt, self.chosen], "rl": ref_logp[self.prompt, self.rejected]}
+        self.tokens = None if strings is None else TokenViews(strings)
+        if self.tokens is not None:
+            self.ref_tokens = self.tokens(ref_logp)
+            self.fixed.update(Tw=self.tokens.steps[self.chosen], Tl=self.tokens.steps[self.rejected])
         win = (np.exp(ref_logp)[:, None, :] * expit(reward[:, :, None] - reward[:, None, :])).sum(-1)
         self.fixed.update(win_w=win[self.prompt, self.chosen], win_l=win[self.prompt, self.rejected])
 
@@ -292,7 +356,11 @@ class Objective:
     def inputs(self, logp):
         logp = np.asarray(logp, dtype=float).reshape(self.shape)
         lw, ll = logp[self.prompt, self.chosen], logp[self.prompt, self.rejected]
-        return dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+        r = dict(self.fixed, lw=lw, ll=ll, gw=lw - self.fixed["rw"], gl=ll - self.fixed["rl"])
+        if self.tokens is not None:
+            delta = self.tokens(logp) - self.ref_tokens
+            r.update(dw=delta[self.prompt, self.chosen], dl=delta[self.prompt, self.rejected])
+        return r
 
     def at(self, logp):
         """F at a log-prob table ``[P, Y]``, normalised or not (margin losses only see differences)."""
@@ -315,13 +383,19 @@ class Objective:
 
 
 UNBOUNDED = -1e3
-"""A reference value below this (objectives here have total record weight 1) means unbounded."""
+"""A reference value below this (objectives here have total record weight 1) that keeps falling
+along the run's direction means unbounded."""
 
 
 def minimise(objective, seed, starts=4, kinked=False):
     """(best value, best log-probs, unbounded?) from BFGS (finite differences) at ``starts``
     starts (π_ref, uniform, random N(0, 2²) logits from ``seed``), then, for a ``kinked``
     objective, Powell from the best."""
+    with np.errstate(all="ignore"):    # SciPy's finite differences of an objective that reached +inf
+        return _minimise(objective, seed, starts, kinked)
+
+
+def _minimise(objective, seed, starts, kinked):
     rng = np.random.default_rng(seed)
     size = objective.ref.size
     points = [objective.ref.reshape(-1), np.zeros(size)] + [2 * rng.standard_normal(size) for _ in range(starts - 2)]
@@ -330,13 +404,25 @@ def minimise(objective, seed, starts=4, kinked=False):
         found = minimize(objective, x0, method="BFGS", options={"gtol": 1e-8, "maxiter": 300})
         if best is None or found.fun < best.fun:
             best = found
-        if found.fun < UNBOUNDED or _recedes(objective, x0, found.x):
+        if found.fun < UNBOUNDED and _keeps_falling(objective, x0, found.x) or _recedes(objective, x0, found.x):
             return -np.inf, None, True
     end = best
     if kinked:
         polished = minimize(objective, best.x, method="Powell", options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 6000})
         end = polished if polished.fun < best.fun else best
     return float(end.fun), objective.logp(end.x), False
+
+
+def _keeps_falling(objective, start, end):
+    """Past a value below UNBOUNDED, the objective still falls at every step along end − start
+    (steps 1, 2, 4, 8 in its max-abs norm): a run that is going to −∞, not a deep finite minimum
+    (bpo's Basu family with λ = 2 has finite minima below −1e3 on well-separated rewards)."""
+    direction = end - start
+    if not np.all(np.isfinite(direction)) or np.abs(direction).max() == 0:
+        return False
+    direction = direction / np.abs(direction).max()
+    values = [objective(end)] + [objective(end + t * direction) for t in (1, 2, 4, 8)]
+    return bool(np.all(np.isfinite(values)) and np.all(np.diff(values) < 0))
 
 
 def _recedes(objective, start, end):

@@ -62,7 +62,12 @@ SPECS = {
 """Hyperparameters tried per flat loss (list losses as pair losses on Pairs; stateful losses,
 whose population objective is a fixed point of ``population_state``: alpha_dpo, beta_dpo, bco
 with a running or free δ, kto)."""
-STATEFUL = {"alpha_dpo", "beta_dpo", "bco", "kto"}
+TOKEN = {"token_dpo": [{"beta": 1.0}, {"beta": 0.5}],
+         "ld_dpo": [{"beta": 1.0, "alpha": 0.5}, {"beta": 1.0, "alpha": 0.0}],
+         "autoregressive_dpo": [{"beta": 1.0, "segments": 0}, {"beta": 1.0, "segments": 2}],
+         "d3po": [{"beta": 1.0}, {"beta": 0.5}]}
+"""Token-level losses, on SequenceSpace(2, 2) problems (Y = 6: a, b, aa, ab, ba, bb)."""
+SPECS.update(TOKEN)
 NEEDS_SCORE_GAP = {"madpo", "da_dpo"}
 NEEDS_WIN_PROBS = {"sppo"}
 NEEDS_REWARDS = {"fpo", "exo"}
@@ -81,10 +86,27 @@ def draw(seed: int):
     return prob, lengths, law
 
 
+def draw_sequences(seed: int):
+    """A random problem on SequenceSpace(2, 2): P ≤ 3, Dirichlet prompt weights, pair law ref or uniform,
+    and the strings as token tuples (from the labels: letter i is token i)."""
+    rng = np.random.default_rng(seed)
+    P = int(rng.integers(1, 4))
+    weights = rng.dirichlet(np.ones(P))
+    law = ["ref", "uniform"][int(rng.integers(2))]
+    space = tb.SequenceSpace(2, 2)
+    prob = tb.Problem.random(space, prompts=P, seed=seed, reward_scale=1.5, prompt_weights=torch.tensor(weights),
+                             pair_dist=law)
+    strings = [tuple(ord(c) - ord("a") for c in space.label(y)) for y in range(space.size)]
+    return prob, np.array([len(y) for y in strings], float), law, strings
+
+
 def case(index: int, seed: int):
     """(loss, pairs, independent objective) for case ``index`` of CASES on draw ``seed``."""
     name, hyper = CASES[index % len(CASES)]
-    prob, lengths, law = draw(seed)
+    if name in TOKEN:
+        prob, lengths, law, strings = draw_sequences(seed)
+    else:
+        (prob, lengths, law), strings = draw(seed), None
     pairs = tb.population(prob)
     if name in NEEDS_SCORE_GAP:
         pairs = tb.losses.with_score_gap(pairs)
@@ -93,5 +115,5 @@ def case(index: int, seed: int):
     if name in NEEDS_REWARDS and hyper.get("mode") in ("exact", "list"):
         pairs = with_rewards(pairs)
     objective = Objective(name, hyper, prob.ref_logp.numpy(), prob.reward.numpy(), prob.prompt_weights.numpy(),
-                          law, lengths)
+                          law, lengths, strings)
     return tb.losses.make(name, **hyper), pairs, objective
