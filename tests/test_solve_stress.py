@@ -12,7 +12,7 @@ solve's answer, solve's value must equal the independent objective there with th
 point may be lower with that state held fixed. List losses are checked as pair losses (a list of
 two); token-level losses on SequenceSpace(2, 2) with independently computed per-step views.
 The fast test runs 24 draws; the slow one 264 (each of the 88 cases of ``stress_cases.CASES``
-3 times, about 3–4 minutes single-threaded).
+3 times; 1.5–4 minutes single-threaded, measured on a shared 2-core machine).
 """
 import numpy as np
 import pytest
