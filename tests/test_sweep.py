@@ -254,6 +254,21 @@ def test_solve_target(tmp_path):
     assert runs.kl_to_target.notna().any()
 
 
+def test_a_run_whose_target_solve_cannot_certify_gets_nan_distances(tmp_path, monkeypatch):
+    """tb.SolveFailed (no certified answer) is not a result: the run trains, its target columns are NaN."""
+    import sys
+    solve_module = sys.modules["toybench.solve"]   # the package (tb.solve is its function)
+
+    def refuse(loss, pairs, **options):
+        raise tb.SolveFailed("no certificate", logp=None, certificate=1.0, tolerance=1e-8, tried=["test"])
+
+    monkeypatch.setattr(solve_module, "solve", refuse)
+    spec = SPEC.replace('target = "closed"', 'target = "solve"').replace("[losses.ipo]\nbeta = 1.0\n", "")
+    driver.run_sweep(spec, tmp_path / "out", log=quiet)
+    runs, _ = sweep.read_results(tmp_path / "out")
+    assert runs.kl_to_target.isna().all() and runs.kl_to_ref.notna().all()
+
+
 # ------------------------------------------------------------------------ resuming, sharding, merging
 COMPARED = ["run_id", "loss", "hp_beta", "noise", "lr", "seed", *METRICS]
 

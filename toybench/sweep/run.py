@@ -200,7 +200,7 @@ def _target(spec: Spec, loss, pairs, runs: list[dict]):
         return table, unsolved
     import dataclasses
 
-    from ..solve import NoFiniteMinimum, solve
+    from ..solve import NoFiniteMinimum, SolveFailed, solve
     targets, unsolved = [], []
     for b in range(count):
         one_loss = dataclasses.replace(loss, **{f.name: _row(getattr(loss, f.name), b, count)
@@ -212,7 +212,7 @@ def _target(spec: Spec, loss, pairs, runs: list[dict]):
         try:
             targets.append(solve(one_loss, one_pairs).logp.reshape(prob.P, prob.Y))
             unsolved.append(False)
-        except NoFiniteMinimum:
+        except (NoFiniteMinimum, SolveFailed):   # no certified target: the run is marked unsolved
             targets.append(prob.ref_logp)
             unsolved.append(True)
     return torch.stack(targets), torch.tensor(unsolved)
