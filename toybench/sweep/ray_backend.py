@@ -26,15 +26,15 @@ def _shard_task(text: str, out: str, shard_of: tuple[int, int], device: str, dty
 def run_on_ray(spec, out, *, workers: int | None = None, device: str = "auto", dtype: str = "float32",
                max_memory: int = DEFAULT_MAX_MEMORY, address: str | None = None, log=print) -> list[dict]:
     """Run ``spec`` (a path or TOML text) into ``out`` as Ray tasks; return each shard's counts."""
-    try:
-        import ray
-    except ImportError as err:
-        raise ValueError("--backend ray needs Ray: pip install 'toybench[ray]'") from err
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
     spec_obj, text = read(spec)
     dtype = check_dtype(dtype)
     chunks = len(plan(spec_obj, dtype, max_memory).chunks)      # checks every run before any starts
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("--backend ray needs Ray: pip install 'toybench[ray]'") from err
     store.prepare(out, spec_obj.fingerprint(dtype), text)
     started = not ray.is_initialized()
     if started:
