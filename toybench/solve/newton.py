@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .._numerics import bisect
 from ..graph import spread_free_parts
 from .certify import certificate
 from .task import SLOPE_TOL, SURROGATE_LOGP, Found, Task, free_parts_note
@@ -124,11 +125,7 @@ def normalise(v: torch.Tensor, slope: torch.Tensor, labels: torch.Tensor, ref: t
         logp = (values + shift[:, None, :]) / k
         return torch.logsumexp(torch.where(members, logp, -torch.inf), -2) - log_mass
 
-    for _ in range(200):
-        middle = (low + high) / 2
-        below = excess(middle) < 0
-        low, high = torch.where(below, middle, low), torch.where(below, high, middle)
-    shift = ((low + high) / 2).gather(1, labels)
+    shift = bisect(excess, low, high).gather(1, labels)
     return (v + shift) / slope
 
 
