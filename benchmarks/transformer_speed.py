@@ -59,14 +59,17 @@ def train_seconds(prob, pairs, runs: int, steps: int, device, calls: int = 1) ->
 
 
 def step_flops(policy) -> float:
-    """Matmul FLOPs of one forward pass of every run (2·m·n·k per product), attention included."""
-    tree = policy.tree
-    rows = tree.vocab ** (policy.seq_len - 1) * policy.problem.P
-    tokens = rows * policy.seq_len
-    d = policy.width
-    per_layer = 2 * tokens * d * d * (3 + 1 + 4 + 4) + 4 * rows * policy.seq_len ** 2 * d
-    head = 2 * int((tree.depth < tree.max_len).sum()) * policy.problem.P * d * tree.actions
-    return policy.runs * (policy.layers * per_layer + head)
+    """Matmul FLOPs of one forward pass of every run (2·m·n·k per product), counting only what the
+    exact log-probs need: one state per prefix that chooses a token (N_inner = Σ_{k<max_len} vocab^k
+    per prompt, not the tokens of teacher-forced strings, which repeat shared prefixes), per layer
+    the QKV, output and MLP products (2·d²·(3 + 1 + 4 + 4) per state) and attention over the
+    prefix's own depth + 1 positions (2·(depth + 1)·d for the scores, as much for the mix), and the
+    output head (2·d·A per state)."""
+    tree, P, d = policy.tree, policy.problem.P, policy.width
+    depth = tree.depth[tree.depth < tree.max_len]
+    per_layer = 2 * len(depth) * d * d * (3 + 1 + 4 + 4) + 4 * int((depth + 1).sum()) * d
+    head = 2 * len(depth) * d * tree.actions
+    return policy.runs * P * (policy.layers * per_layer + head)
 
 
 def matmul_rate(device, size: int = 1024, repeats: int = 20) -> float:

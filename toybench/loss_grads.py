@@ -18,8 +18,9 @@ Two layouts of the records:
   data sets much smaller than the grid: the inputs that do not change between steps are gathered
   once, each step gathers the policy's log-probs and scatters the derivatives back.
 
-The run axis is processed in blocks of ``RUN_BLOCK`` runs so the ``[block, P, Y, Y]`` temporaries
-stay in cache.
+The run axis is processed in blocks of runs so the ``[block, P, Y, Y]`` temporaries stay in cache:
+``RUN_BLOCK`` runs, or fewer on the cell grid, where a block holds at most ``GRID_BLOCK_CELLS`` cells
+(but at least one run).
 
 A token-level loss (``loss.needs_table``: its per-record inputs are per-token views of the whole
 table, ``toybench.losses.token``) has no per-record derivative in ℓ_w, ℓ_l alone: its ∂L/∂log π
@@ -40,6 +41,10 @@ from .pairs import Pairs
 RUN_BLOCK = 64
 """Runs per block: a P=8, Y=32 population block is ~2 MB per [block, P, Y, Y] float32 temporary
 (margin grid path, measured on 2 cores: 64 runs best, 16 runs 40 % slower, 8 runs 2× slower)."""
+GRID_BLOCK_CELLS = 1 << 19
+"""Cells per block of runs on the grid (2 MiB per float32 temporary): a V=3, max_len 5 population
+(Y = 363) then takes 3 runs per block; blocks of 64 runs (34 MB temporaries) measured ~5× slower
+(2 cores, 64 runs, DPO; benchmarks/transformer_speed.py)."""
 GRID_FILL = 4
 """Full-batch records are laid on the [P, Y, Y] cell grid when it has at most this many cells per
 record (the population fills it; a small data set over many responses stays a record list)."""
@@ -59,12 +64,15 @@ class LossGrads:
         self.table_loss = (loss, pairs) if getattr(loss, "needs_table", False) else None
         if self.table_loss:
             return
-        self.blocks = [slice(start, min(start + RUN_BLOCK, runs)) for start in range(0, runs, RUN_BLOCK)]
+        self.grid = _RecordGrid.build(loss, pairs, like)
+        size = RUN_BLOCK
+        if self.grid is not None:
+            size = max(1, min(RUN_BLOCK, GRID_BLOCK_CELLS // self.grid.weight[0].numel()))
+        self.blocks = [slice(start, min(start + size, runs)) for start in range(0, runs, size)]
         self.losses = [_loss_block(loss, block, runs) for block in self.blocks]
         self.states = [loss.init_state(block.stop - block.start, like) if loss.stateful else None
                        for block in self.blocks]
         self.ref = self.problem.ref_logp.to(device=like.device, dtype=like.dtype)
-        self.grid = _RecordGrid.build(loss, pairs, like)
         self.plain_margin = self.grid is not None and _plain_margin(loss)
         shared = {}
         self.fixed = None if self.grid else [self.fixed_inputs(i, _pairs_block(pairs, block, runs), shared)

@@ -66,61 +66,74 @@ class TinyTransformer(TokenPolicy):
         self._config = dict(width=width, layers=layers, heads=heads, row_chunk=row_chunk)
 
     def _index_contexts(self):
-        """Input strings ``[R, seq_len − 1]`` and, per prefix of depth < max_len, its (row, position)."""
+        """Per prefix that chooses a token (depth < max_len: the first ``N_inner`` prefixes, since
+        prefixes are numbered by depth): its depth, last token and ancestors ``[N_inner, seq_len]``
+        (the prefix of depth j ≤ depth at column j; the prefix itself, masked, beyond its depth)."""
         tree = self.tree
-        inner = torch.nonzero(tree.depth < tree.max_len).flatten()          # contexts that choose a token
-        rows = tree.vocab ** (self.seq_len - 1)
-        row_ids = torch.arange(rows)
-        power = (self.seq_len - 2 - torch.arange(self.seq_len - 1)).clamp_min(0)
-        self._strings = (torch.div(row_ids[:, None], tree.vocab ** power, rounding_mode="floor") % tree.vocab
-                         ).to(self.device)                                   # [R, seq_len − 1]
-        depth = tree.depth[inner]
-        self._inner = inner.to(self.device)
-        self._context_row = (tree.rank[inner] * tree.vocab ** (self.seq_len - 1 - depth)).to(self.device)
-        self._context_pos = depth.to(self.device)
-        self._causal = torch.ones(self.seq_len, self.seq_len, dtype=torch.bool, device=self.device).tril()
+        count = int((tree.depth < tree.max_len).sum())
+        depth, rank = tree.depth[:count], tree.rank[:count]
+        column = torch.arange(self.seq_len)
+        visible = column <= depth[:, None]
+        above = torch.div(rank[:, None], tree.vocab ** (depth[:, None] - column).clamp_min(0), rounding_mode="floor")
+        ancestors = torch.where(visible, torch.tensor(tree.offsets)[column] + above, torch.arange(count)[:, None])
+        self._depth = depth.to(self.device)
+        self._last_token = tree.prefix_tokens[1:count].gather(1, (depth[1:, None] - 1)).flatten().to(self.device)
+        self._ancestors = ancestors.to(self.device)
+        self._hidden_mask = (~visible)[:, :, None].to(self.device)          # [N_inner, seq_len, 1]
 
-    def hidden_states(self, rows: slice = slice(None)) -> torch.Tensor:
-        """Final (normalised) states ``[B, P, R, seq_len, width]`` of the strings ``rows``."""
-        B, P, d, H = self.runs, self.problem.P, self.width, self.heads
-        strings = self._strings[rows]
-        R = strings.shape[0]
-        tokens = self.token_embedding[:, strings]                            # [B, R, L − 1, d]
-        prompts = self.prompt_embedding[:, :, None, None, :].expand(B, P, R, 1, d)
-        x = torch.cat([prompts, tokens[:, None].expand(B, P, R, -1, d)], 3) + self.position_embedding[:, None, None]
-        L = x.shape[3]
-        x = x.reshape(B, P * R * L, d)
-        for block in self.blocks:
-            q, k, v = torch.bmm(_layer_norm(x), block["qkv"]).reshape(B, P * R, L, 3, H, d // H).unbind(3)
-            scores = torch.einsum("bmqhe,bmkhe->bmhqk", q, k) / math.sqrt(d // H)
-            scores = scores.masked_fill(~self._causal[:L, :L], -math.inf)
-            mixed = torch.einsum("bmhqk,bmkhe->bmqhe", torch.softmax(scores, -1), v).reshape(B, -1, d)
-            x = x + torch.bmm(mixed, block["out"])
-            x = x + torch.bmm(torch.nn.functional.gelu(torch.bmm(_layer_norm(x), block["up"])), block["down"])
-        return _layer_norm(x).reshape(B, P, R, L, d)
+    def _inputs(self) -> torch.Tensor:
+        """Input vectors of the inner prefixes ``[B, P, N_inner, width]``: the prompt's embedding at
+        the root, the last token's below it, plus the position (depth) embedding."""
+        B, P, d = self.runs, self.problem.P, self.width
+        tokens = self.token_embedding[:, self._last_token]                   # [B, N_inner − 1, d]
+        x = torch.cat([self.prompt_embedding[:, :, None], tokens[:, None].expand(B, P, -1, d)], 2)
+        return x + self.position_embedding[:, self._depth][:, None]
+
+    def _attend(self, q, k, v, nodes: slice) -> torch.Tensor:
+        """Causal attention of the prefixes ``nodes`` over their ancestors: ``[B, P, n, width]``."""
+        B, P, _, H, e = q.shape
+        ancestors = self._ancestors[nodes]
+        n, L = ancestors.shape
+        keys = k.index_select(2, ancestors.flatten()).view(B, P, n, L, H, e)
+        values = v.index_select(2, ancestors.flatten()).view(B, P, n, L, H, e)
+        scores = (q[:, :, nodes, None] * keys).sum(-1).mul_(e ** -0.5).masked_fill_(self._hidden_mask[nodes], -math.inf)
+        weights = torch.softmax(scores, 3)                                   # [B, P, n, L, H]
+        return (weights[..., None] * values).sum(3).reshape(B, P, n, H * e)
 
     def _inner_states(self) -> torch.Tensor:
-        """Final states of every prefix that chooses a token, ``[B, P, N_inner, width]``."""
-        R = self._strings.shape[0]
-        chunk = R if self.row_chunk is None else self.row_chunk
-        states = torch.cat([self.hidden_states(slice(start, start + chunk)) for start in range(0, R, chunk)], 2)
-        return states[:, :, self._context_row, self._context_pos]
+        """Final (normalised) states of every prefix that chooses a token, ``[B, P, N_inner, width]``:
+        each prefix's state computed once (a prefix is its own causal sequence of ancestors)."""
+        B, P, d, H = self.runs, self.problem.P, self.width, self.heads
+        x = self._inputs()
+        count = x.shape[2]
+        chunk = count if self.row_chunk is None else self.row_chunk
+        chunks = [slice(start, min(start + chunk, count)) for start in range(0, count, chunk)]
+        for block in self.blocks:
+            qkv = torch.bmm(_layer_norm(x).view(B, -1, d), block["qkv"]).view(B, P, count, 3, H, d // H)
+            q, k, v = qkv.unbind(3)
+            parts = []
+            for nodes in chunks:
+                part = x[:, :, nodes] + torch.bmm(self._attend(q, k, v, nodes).view(B, -1, d), block["out"]).view(
+                    B, P, -1, d)
+                hidden = torch.nn.functional.gelu(torch.bmm(_layer_norm(part).view(B, -1, d), block["up"]))
+                parts.append(part + torch.bmm(hidden, block["down"]).view(B, P, -1, d))
+            x = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
+        return _layer_norm(x)
 
     def context_states(self) -> torch.Tensor:
         """h(s): the final (normalised) state of every prefix ``[B, P, N, width]``; 0 at depth max_len,
         where EOS is forced and no state is computed."""
         inner = self._inner_states()
         B, P, d = self.runs, self.problem.P, self.width
-        out = torch.zeros(B, P, self.tree.prefixes, d, dtype=inner.dtype, device=inner.device)
-        return out.index_copy(2, self._inner, inner)
+        rest = inner.new_zeros(B, P, self.tree.prefixes - inner.shape[2], d)
+        return torch.cat([inner, rest], 2)
 
     def token_logp(self) -> torch.Tensor:
-        """log π(a|s) ``[B, P, N, A]`` from one teacher-forced pass over the strings."""
+        """log π(a|s) ``[B, P, N, A]`` from one pass over the prefixes."""
         B, P, tree = self.runs, self.problem.P, self.tree
         contexts = self._inner_states()                                        # [B, P, N_inner, d]
-        out = torch.einsum("bpnd,bda->bpna", contexts, self.head)
-        logits = torch.zeros(B, P, tree.prefixes, tree.actions, dtype=self.dtype, device=self.device)
-        logits = logits.index_copy(2, self._inner, out)
+        out = torch.bmm(contexts.view(B, -1, self.width), self.head).view(B, P, -1, tree.actions)
+        logits = torch.cat([out, out.new_zeros(B, P, tree.prefixes - out.shape[2], tree.actions)], 2)
         return self.masked_log_softmax(self.ref_token_logp + logits)
 
     def parameters(self) -> list[torch.Tensor]:
