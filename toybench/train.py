@@ -16,8 +16,9 @@ One step, for any policy (the protocol in ``toybench.policies``):
    Jacobian) or one ``torch.autograd.grad`` of ``logp()`` (``policies.logp_and_vjp``);
 4. the optimiser. Both are elementwise, so one ``[B, ...]`` tensor is B independent optimisers and
    ``lr`` may be ``[B]``: ``"adam"`` is torch.optim.Adam's update with its defaults (β₁ 0.9,
-   β₂ 0.999, ε 1e-8, bias-corrected; Kingma & Ba, arXiv 1412.6980, Algorithm 1); ``"sgd"`` is
-   θ ← θ − lr·∇L.
+   β₂ 0.999, ε 1e-8, bias-corrected; Kingma & Ba, arXiv 1412.6980, Algorithm 1), run by
+   ``torch.optim.Adam(fused=True)`` (one pass over the parameters) when lr is one number and the
+   device has the fused kernel, else in place tensor by tensor; ``"sgd"`` is θ ← θ − lr·∇L.
 
 The history is off the hot path: see ``History``.
 """
@@ -404,10 +405,23 @@ class _Optimizer:
         if lr.ndim and any(p.ndim == 0 or p.shape[0] != lr.shape[0] for p in params):
             raise ValueError("a [B] lr needs every policy parameter to have the run axis B first")
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if kind == "adam" else None
+        self.fused = None
+        if kind == "adam" and not lr.ndim:         # one shared lr: torch's fused Adam kernel, one pass
+            try:
+                self.fused = torch.optim.Adam(params, lr=float(lr), betas=ADAM_BETAS, eps=ADAM_EPS, fused=True)
+            except (RuntimeError, ValueError):      # a torch build or device without it: the loop below
+                self.fused = None
 
     def step(self, grads: list[torch.Tensor]) -> None:
         """One update of every parameter from its gradient."""
         self.count += 1
+        if self.fused is not None:
+            for param, grad in zip(self.params, grads, strict=True):
+                param.grad = grad
+            self.fused.step()
+            for param in self.params:
+                param.grad = None
+            return
         beta1, beta2 = ADAM_BETAS
         with torch.no_grad():
             for index, (param, grad, lr) in enumerate(zip(self.params, grads, self.lr, strict=True)):
@@ -418,7 +432,4 @@ class _Optimizer:
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**self.count)).add_(ADAM_EPS)
-                if isinstance(lr, float):             # one in-place pass (7 over the parameters in all)
-                    param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**self.count))
-                else:
-                    param.sub_(denom.reciprocal_().mul_(exp_avg).mul_(lr / (1 - beta1**self.count)))
+                param.sub_(denom.reciprocal_().mul_(exp_avg).mul_(lr / (1 - beta1**self.count)))
