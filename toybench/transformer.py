@@ -148,7 +148,7 @@ class TinyTransformer(TokenPolicy):
             grad_q[:, :, nodes] = (grad_s * keys).sum(3)
             grad_k.index_add_(2, ancestors, (grad_s * q[:, :, nodes, None]).flatten(2, 3))
             grad_v.index_add_(2, ancestors, (w[..., None] * g).flatten(2, 3))
-        return torch.cat([grad_q, grad_k, grad_v], -1).view(B, -1, 3 * H * e)
+        return torch.cat([grad_q.flatten(3), grad_k.flatten(3), grad_v.flatten(3)], -1).view(B, -1, 3 * H * e)
 
     def _inner_states(self, tape: list | None = None) -> torch.Tensor:
         """Final (normalised) states of every prefix that chooses a token, ``[B, P, N_inner, width]``;
