@@ -37,7 +37,6 @@ import torch
 
 from .autoregressive import TokenPolicy, run_generators, stacked_normal
 
-
 LN_EPS = 1e-5
 """LayerNorm's ε (torch's default)."""
 
