@@ -98,15 +98,17 @@ class TinyTransformer(TokenPolicy):
         self._depth = depth.to(self.device)
         self._last_token = tree.prefix_tokens[1:count].gather(1, (depth[1:, None] - 1)).flatten().to(self.device)
         self._ancestors = ancestors.to(self.device)
-        self._hidden_mask = (~visible)[:, :, None].to(self.device)          # [N_inner, seq_len, 1]
+        hidden = torch.zeros(visible.shape, dtype=self.dtype).masked_fill_(~visible, -math.inf)
+        self._hidden_bias = hidden[:, :, None].to(self.device)      # [N_inner, seq_len, 1]: −∞ beyond the depth
+        self._responses = tree.response_prefix.to(self.device)
 
     def _inputs(self) -> torch.Tensor:
         """Input vectors of the inner prefixes ``[B, P·N_inner, width]``: the prompt's embedding at
         the root, the last token's below it, plus the position (depth) embedding."""
         B, P, d = self.runs, self.problem.P, self.width
-        tokens = self.token_embedding[:, self._last_token]                   # [B, N_inner − 1, d]
+        tokens = self.token_embedding.index_select(1, self._last_token)     # [B, N_inner − 1, d]
         x = torch.cat([self.prompt_embedding[:, :, None], tokens[:, None].expand(B, P, -1, d)], 2)
-        return (x + self.position_embedding[:, self._depth][:, None]).view(B, -1, d)
+        return (x + self.position_embedding.index_select(1, self._depth)[:, None]).view(B, -1, d)
 
     def _chunks(self) -> list[slice]:
         count = self._ancestors.shape[0]
@@ -127,8 +129,8 @@ class TinyTransformer(TokenPolicy):
         parts, saved = [], []
         for nodes in self._chunks():
             keys, values = self._gathered(k, v, nodes)
-            scores = (q[:, :, nodes, None] * keys).sum(-1) * e ** -0.5
-            weight = torch.softmax(scores.masked_fill(self._hidden_mask[nodes], -math.inf), 3)
+            scores = (q[:, :, nodes, None] * keys).sum(-1) * e ** -0.5 + self._hidden_bias[nodes]
+            weight = torch.softmax(scores, 3)
             parts.append((weight[..., None] * values).sum(3))
             saved.append((weight, keys, values))
         return (parts[0] if len(parts) == 1 else torch.cat(parts, 2)).view(B, -1, H * e), saved
@@ -215,7 +217,7 @@ class TinyTransformer(TokenPolicy):
             # ∂/∂ token log-probs: a token's is the sum of grad_logp over the strings below its child
             # (children of the inner prefixes are prefixes 1..N−1 in order), EOS's the string's own
             own = grad_logp.new_zeros(B, P, tree.prefixes)
-            own[:, :, tree.response_prefix.to(own.device)] = grad_logp
+            own.index_copy_(2, self._responses, grad_logp)
             below = [own[:, :, tree.offsets[tree.max_len]:]]
             for depth in range(tree.max_len - 1, 0, -1):
                 level = own[:, :, tree.offsets[depth]:tree.offsets[depth + 1]]
