@@ -46,17 +46,23 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_seconds(prob, pairs, runs: int, steps: int, device, calls: int = 1) -> float:
-    """Seconds for ``calls`` trainings of ``runs`` runs each (model construction excluded)."""
+def train_times(prob, pairs, runs: int, steps: int, device, calls: int = 1) -> tuple[float, float]:
+    """(wall-clock, CPU) seconds for ``calls`` trainings of ``runs`` runs each (model construction
+    excluded); CPU time is this process's, all threads together."""
     models = [tb.TinyTransformer(prob, runs=runs, width=WIDTH, layers=LAYERS, heads=HEADS, seed=c, device=device)
               for c in range(calls)]
     loss = tb.losses.make("dpo", beta=0.1)
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for model in models:
         tb.train(model, loss, pairs, steps=steps, lr=1e-3, log_every=steps)
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def train_seconds(prob, pairs, runs: int, steps: int, device, calls: int = 1) -> float:
+    """Wall-clock seconds of ``train_times``."""
+    return train_times(prob, pairs, runs, steps, device, calls)[0]
 
 
 def step_flops(policy) -> float:
@@ -73,24 +79,27 @@ def step_flops(policy) -> float:
     return policy.runs * P * (policy.layers * per_layer + head)
 
 
-def matmul_rate(device, size: int = 1024, repeats: int = 20) -> float:
-    """Measured float32 matmul FLOP/s."""
+def matmul_rate(device, size: int = 1024, repeats: int = 20) -> tuple[float, float]:
+    """Measured float32 matmul FLOP/s: (per wall-clock second, per CPU second)."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     a @ b
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         a @ b
     sync(device)
-    return 2 * size ** 3 * repeats / (time.perf_counter() - start)
+    flops = 2 * size ** 3 * repeats
+    return flops / (time.perf_counter() - start), flops / (time.process_time() - cpu)
 
 
-def step_seconds(prob, pairs, runs: int, steps: int, device, trials: int) -> float:
-    """Seconds per step of ``tb.train`` without its set-up and its first and last float64 records:
-    (time of 1 + ``steps`` steps − time of 1 step) / ``steps``, the fastest of ``trials`` such pairs."""
-    return min(train_seconds(prob, pairs, runs, 1 + steps, device) - train_seconds(prob, pairs, runs, 1, device)
-               for _ in range(trials)) / steps
+def step_seconds(prob, pairs, runs: int, steps: int, device, trials: int) -> tuple[float, float]:
+    """(wall-clock, CPU) seconds per step of ``tb.train`` without its set-up and its first and last
+    float64 records: (time of 1 + ``steps`` steps − time of 1 step) / ``steps``, each the fastest of
+    ``trials`` such pairs."""
+    pairs_of_times = [(train_times(prob, pairs, runs, 1 + steps, device), train_times(prob, pairs, runs, 1, device))
+                      for _ in range(trials)]
+    return tuple(min(long[i] - short[i] for long, short in pairs_of_times) / steps for i in (0, 1))
 
 
 def step_time(vocab, max_len, runs, steps, device, repeats: int = 3) -> float:
@@ -130,12 +139,15 @@ def main(argv=None) -> None:
           f"({runs * args.steps / b:.1f} vs {runs * args.steps / lo:.1f} run-steps/s); ratio {lo / b:.2f}x (goal >= 1.5x)")
 
     model = tb.TinyTransformer(prob, runs=runs, width=WIDTH, layers=LAYERS, heads=HEADS, device=device)
-    step = step_seconds(prob, pairs, runs, args.steps, device, args.trials)
-    rate = matmul_rate(device)
-    achieved = 3 * step_flops(model) / step
-    print(f"2. training step {step * 1e3:.1f} ms: {achieved / 1e9:.2f} GFLOP/s achieved ({3 * step_flops(model) / 1e9:.3f} "
-          f"GFLOP: needed matmul FLOPs x3) vs measured float32 matmul {rate / 1e9:.1f} GFLOP/s: "
-          f"{100 * achieved / rate:.1f}% (goal >= 30%)")
+    step, step_cpu = step_seconds(prob, pairs, runs, args.steps, device, args.trials)
+    (rate, rate_cpu), flops = matmul_rate(device), 3 * step_flops(model)
+    print(f"2. training step {step * 1e3:.1f} ms: {flops / step / 1e9:.2f} GFLOP/s achieved ({flops / 1e9:.3f} GFLOP: "
+          f"needed matmul FLOPs x3) vs measured float32 matmul {rate / 1e9:.1f} GFLOP/s: "
+          f"{100 * flops / step / rate:.1f}% (goal >= 30%)")
+    if torch.device(device).type == "cpu":
+        print(f"   in CPU time (robust to other jobs on the machine): step {step_cpu * 1e3:.1f} ms, "
+              f"{flops / step_cpu / 1e9:.2f} vs {rate_cpu / 1e9:.1f} GFLOP per CPU second: "
+              f"{100 * flops / step_cpu / rate_cpu:.1f}%")
 
     big_vocab, big_len = (2, 3) if args.quick else (4, 6)
     big = tb.TinyTransformer(problem(big_vocab, big_len, device), width=WIDTH, layers=LAYERS, heads=HEADS,
