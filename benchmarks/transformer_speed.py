@@ -6,7 +6,8 @@ Prints, in one process (float32, whatever device ``--device`` names; default CPU
    2 heads) on the exact population DPO objective (every ordered pair of distinct strings), Adam, as one
    tensor program, vs 64 one-run ``tb.train`` calls — median of ``--trials`` alternated trials; goal ≥ 1.5×;
 2. the achieved GFLOP/s of a batched training step (``step_flops``: the matmul FLOPs the exact log-probs
-   need, counted analytically, ×3 for forward and backward; the step's time without ``tb.train``'s set-up)
+   need, counted analytically, ×3 for forward and backward; the time of a step of at least 10, without
+   ``tb.train``'s set-up)
    as a fraction of this machine's float32 matmul rate (1024² matmuls) measured in the same run (goal ≥ 30%);
 3. the time of one exact forward (every string's log-prob) over vocab 4, max_len 6 (5460 strings);
 4. how step time grows with the space: fitted exponents of step time in vocab (max_len 4) and in the
@@ -95,11 +96,11 @@ def matmul_rate(device, size: int = 1024, repeats: int = 20) -> tuple[float, flo
 
 def step_seconds(prob, pairs, runs: int, steps: int, device, trials: int) -> tuple[float, float]:
     """(wall-clock, CPU) seconds per step of ``tb.train`` without its set-up and its first and last
-    float64 records: (time of 1 + ``steps`` steps − time of 1 step) / ``steps``, each the fastest of
-    ``trials`` such pairs."""
-    pairs_of_times = [(train_times(prob, pairs, runs, 1 + steps, device), train_times(prob, pairs, runs, 1, device))
-                      for _ in range(trials)]
-    return tuple(min(long[i] - short[i] for long, short in pairs_of_times) / steps for i in (0, 1))
+    float64 records: (time of 1 + ``steps`` steps − time of 1 step) / ``steps``, each time the fastest
+    of ``trials`` (a difference of minima: the minimum of differences would favour a slow short run)."""
+    long = [train_times(prob, pairs, runs, 1 + steps, device) for _ in range(trials)]
+    short = [train_times(prob, pairs, runs, 1, device) for _ in range(trials)]
+    return tuple((min(t[i] for t in long) - min(t[i] for t in short)) / steps for i in (0, 1))
 
 
 def step_time(vocab, max_len, runs, steps, device, repeats: int = 3) -> float:
@@ -139,7 +140,7 @@ def main(argv=None) -> None:
           f"({runs * args.steps / b:.1f} vs {runs * args.steps / lo:.1f} run-steps/s); ratio {lo / b:.2f}x (goal >= 1.5x)")
 
     model = tb.TinyTransformer(prob, runs=runs, width=WIDTH, layers=LAYERS, heads=HEADS, device=device)
-    step, step_cpu = step_seconds(prob, pairs, runs, args.steps, device, args.trials)
+    step, step_cpu = step_seconds(prob, pairs, runs, max(args.steps, 10), device, args.trials)
     (rate, rate_cpu), flops = matmul_rate(device), 3 * step_flops(model)
     print(f"2. training step {step * 1e3:.1f} ms: {flops / step / 1e9:.2f} GFLOP/s achieved ({flops / 1e9:.3f} GFLOP: "
           f"needed matmul FLOPs x3) vs measured float32 matmul {rate / 1e9:.1f} GFLOP/s: "
