@@ -15,12 +15,17 @@ Prints, in one process (float32, whatever device ``--device`` names; default CPU
 
     python benchmarks/transformer_speed.py [--steps 3] [--trials 3] [--device cuda] [--threads 1] [--quick]
 
-Measured on the shared 2-core development machine (torch 2.13 CPU, 2 threads, other jobs running,
-``--steps 3 --trials 1``): 1. ratio 6.8x (7.4 s vs 50.5 s); 2. 1.6 GFLOP/s vs a measured 27.7 GFLOP/s
-float32 matmul rate: 5.7% (goal 30% not reached: at width 32 and 5 positions the step is dominated by
-small-kernel overheads and by the exact objective over 131,406 records per run, not by matmuls);
-3. ~1 s under load (0.15 s on an idle core); 4. the scans are noisy under load (hence the fastest of
-3 timings per point).
+Measured on the shared 2-core development machine under load (torch 2.13 CPU, ``--threads 1 --steps 3
+--trials 3``, ~6 other jobs running; with 2 threads the OpenMP regions wait on descheduled threads and
+the numbers swing by 10× between runs): 1. ratio 4.0–4.6×; 2. a step of 60 ms CPU time, 20–23% of the
+CPU-time matmul rate (wall clock 20–23% too); 3. 3.5–4.2 ms; 4. exponents vocab^2.0–2.2 and strings^0.4–0.7
+(noisy under load, hence the fastest of 3 timings per point). Where a step goes (CPU time, one thread,
+B = 64): ~15 ms matmuls (~80 GFLOP/s on these [121 × 32]·[32 × 96]-sized products), ~13 ms attention
+over the ancestors (elementwise over [B, N_inner, L, d]: gathers, products, sums, index_add), ~8 ms
+the loss side (σ over the [B, 363, 363] grid of pairs), ~10 ms LayerNorm, GELU and the rest, 1 ms
+fused Adam. 30% is not reached on this CPU: at width 32 the elementwise work around the products is
+as large as the products themselves. Before this version (teacher-forced strings, autograd, loss
+grid in 64-run blocks): a 212 ms step, 5.6% under this FLOP model.
 """
 from __future__ import annotations
 
