@@ -83,6 +83,7 @@ class TinyTransformer(TokenPolicy):
         self.head = torch.zeros(B, d, tree.actions, dtype=self.dtype, device=self.device, requires_grad=True)
         self._index_contexts()
         self._config = dict(width=width, layers=layers, heads=heads, row_chunk=row_chunk)
+        self._tape = None                  # (parameter versions, activations) of the last no-grad pass
 
     def _index_contexts(self):
         """Per prefix that chooses a token (depth < max_len: the first ``N_inner`` prefixes, since
@@ -121,10 +122,10 @@ class TinyTransformer(TokenPolicy):
         shape = (*k.shape[:2], *ancestors.shape, *k.shape[3:])
         return k.index_select(2, ancestors.flatten()).view(shape), v.index_select(2, ancestors.flatten()).view(shape)
 
-    def _attend(self, q, k, v):
+    def _attend(self, q, k, v, keep: bool):
         """Causal attention of every inner prefix over its ancestors, from queries, keys and values
-        ``[B, P, N_inner, H, e]``: the mixed values ``[B, M, width]`` and, per chunk of prefixes,
-        (attention weights ``[B, P, n, L, H]``, keys, values ``[B, P, n, L, H, e]``) for ``vjp``."""
+        ``[B, P, N_inner, H, e]``: the mixed values ``[B, M, width]`` and, if ``keep``, per chunk of
+        prefixes (attention weights ``[B, P, n, L, H]``, keys, values ``[B, P, n, L, H, e]``) for ``vjp``."""
         B, P, count, H, e = q.shape
         parts, saved = [], []
         for nodes in self._chunks():
@@ -132,7 +133,8 @@ class TinyTransformer(TokenPolicy):
             scores = (q[:, :, nodes, None] * keys).sum(-1) * e ** -0.5 + self._hidden_bias[nodes]
             weight = torch.softmax(scores, 3)
             parts.append((weight[..., None] * values).sum(3))
-            saved.append((weight, keys, values))
+            if keep:
+                saved.append((weight, keys, values))
         return (parts[0] if len(parts) == 1 else torch.cat(parts, 2)).view(B, -1, H * e), saved
 
     def _attend_vjp(self, q, saved, grad_mixed):
@@ -161,7 +163,7 @@ class TinyTransformer(TokenPolicy):
         for block in self.blocks:
             a, mean, rstd = _layer_norm(x)
             q, k, v = (torch.bmm(a, weight).view(shape) for weight in block["qkv"].split(d, -1))
-            mixed, saved = self._attend(q, k, v)
+            mixed, saved = self._attend(q, k, v, keep=tape is not None)
             x1 = torch.baddbmm(x, mixed, block["out"])
             c, mean1, rstd1 = _layer_norm(x1)
             u = torch.bmm(c, block["up"])
@@ -206,7 +208,7 @@ class TinyTransformer(TokenPolicy):
         autograd: the closed-form backward pass of the module docstring, from the activations of
         the last no-grad ``logp()`` when the parameters have not changed since, else from a new pass."""
         with torch.no_grad():
-            versions, tape = getattr(self, "_tape", None) or (None, None)
+            versions, tape = self._tape or (None, None)
             if versions != self._versions():
                 tape = []
                 self._inner_states(tape)
