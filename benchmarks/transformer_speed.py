@@ -15,17 +15,19 @@ Prints, in one process (float32, whatever device ``--device`` names; default CPU
 
     python benchmarks/transformer_speed.py [--steps 3] [--trials 3] [--device cuda] [--threads 1] [--quick]
 
-Measured on the shared 2-core development machine under load (torch 2.13 CPU, ``--threads 1 --steps 3
---trials 3``, ~6 other jobs running; with 2 threads the OpenMP regions wait on descheduled threads and
-the numbers swing by 10× between runs): 1. ratio 4.0–4.6×; 2. a step of 60 ms CPU time, 20–23% of the
-CPU-time matmul rate (wall clock 20–23% too); 3. 3.5–4.2 ms; 4. exponents vocab^2.0–2.2 and strings^0.4–0.7
-(noisy under load, hence the fastest of 3 timings per point). Where a step goes (CPU time, one thread,
-B = 64): ~15 ms matmuls (~80 GFLOP/s on these [121 × 32]·[32 × 96]-sized products), ~13 ms attention
-over the ancestors (elementwise over [B, N_inner, L, d]: gathers, products, sums, index_add), ~8 ms
-the loss side (σ over the [B, 363, 363] grid of pairs), ~10 ms LayerNorm, GELU and the rest, 1 ms
-fused Adam. 30% is not reached on this CPU: at width 32 the elementwise work around the products is
-as large as the products themselves. Before this version (teacher-forced strings, autograd, loss
-grid in 64-run blocks): a 212 ms step, 5.6% under this FLOP model.
+Measured on the shared 2-core development machine (torch 2.13 CPU, ``--steps 3 --trials 3``), in a quiet
+moment (load ~1.3, one other job): 2 threads: 1. ratio 6.4×; 2. a 34.5 ms step, 34 GFLOP/s vs a measured
+206 GFLOP/s: 16.6%; 3. 2.1 ms; one thread (``--threads 1``): 1. 4.2×; 2. 53 ms, 22 vs 103 GFLOP/s: 21.4%;
+3. 3.3 ms. The same script on the previous TinyTransformer (teacher-forced strings, autograd, loss grid
+in 64-run blocks; same FLOP model), same moment, 2 threads: a 104 ms step, 5.7%; ratio 3.1×. Under load
+(~6 other jobs) one thread gives 20–23% (wall clock and CPU time) and 3.5–4.2 ms; two threads swing by
+10× between runs (OpenMP regions wait on descheduled threads). The exponents of 4. are noisy (hence the
+fastest of 3 timings per point): vocab^1.4–2.2, strings^0.4–0.7. Where a one-thread step goes (CPU time,
+B = 64): ~15 ms matmuls (~80 GFLOP/s on these [121 × 32]·[32 × 96]-sized products), ~13 ms attention over
+the ancestors (elementwise over [B, N_inner, L, d]: gathers, products, sums, index_add), ~8 ms the loss
+side (σ over the [B, 363, 363] grid of pairs), ~10 ms LayerNorm, GELU and the rest, 1 ms fused Adam.
+30% is not reached on this CPU: at width 32 the elementwise work around the products is as large as
+the products themselves; with two threads the matmuls scale 2× but the step only 1.55×.
 """
 from __future__ import annotations
 
