@@ -93,3 +93,13 @@ def test_autoregressive_tabular_is_reachable_and_no_finite_simplex_optimum_is_re
     dpo_fit = tb.fit_best(tb.LogLinear(flat, torch.tensor([[1.0], [1.0], [0.0]])), tb.losses.make("dpo", beta=1.0),
                           one_record, starts=1, max_iter=50)
     assert dpo_fit.gap_to_simplex is None and dpo_fit.reachable is None and "NoFiniteMinimum" in dpo_fit.message
+
+
+def test_solve_with_a_restricted_class_points_to_fit_best():
+    prob = flat_problem([0.0, 1.0, 2.0])
+    loss, pairs = tb.losses.make("dpo", beta=1.0), tb.population(prob)
+    plain = tb.solve(loss, pairs)
+    torch.testing.assert_close(tb.solve(loss, pairs, policy=tb.Tabular(prob)).logp, plain.logp, rtol=0, atol=0)
+    for policy in (tb.LogLinear(prob, torch.eye(3)[:, :1]), tb.MLP(prob), tb.TinyTransformer(prob)):
+        with pytest.raises(ValueError, match="fit_best"):
+            tb.solve(loss, pairs, policy=policy)
