@@ -81,8 +81,8 @@ def three_d_displaced() -> float:
 
 @claim("displacement.dpop_keeps_chosen",
        citation="Pal et al. (Smaug/DPOP), arXiv 2402.13228, Eq. 3; construction: Razin et al., arXiv 2410.08847, Thm. 2",
-       assumptions=RAZIN + "; DPOP β = 1, λ = 50. Gradient flow keeps log π(y+) ≥ its start (the penalty acts "
-                   "below it); an SGD step can overshoot by at most lr·β·max|⟨W+ − W̄, W+ − W−⟩| ≤ 0.1·0.18 "
+       assumptions=RAZIN + "; DPOP β = 1, λ = 50. Below its start the penalty turns the rate of log π(y+) "
+                   "positive (∝ (1 + λ)‖u‖² − ⟨u, v⟩ > 0 at h = 0, u, v as in flex_dpo.razin_threshold); an SGD step can overshoot by at most lr·β·max|⟨W+ − W̄, W+ − W−⟩| ≤ 0.1·0.18 "
                    "= 0.018 nats to first order [derived]: min over steps of the chosen log-prob change (measured −0.0013)",
        tolerance=-0.018, comparison=">=")
 def dpop_keeps_chosen() -> float:
