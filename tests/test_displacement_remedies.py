@@ -14,8 +14,8 @@ from toybench.experiments import displacement as E
 
 EXPECTED = {
     "dpo.probability_gradient_ratio": "holds",
-    "flex_dpo.probability_gradient_ratio": "holds",
-    "flex_dpo.razin_threshold": "holds",
+    "displacement.flex_dpo_probability_gradient_ratio": "holds",
+    "displacement.flex_dpo_threshold": "holds",
     "repro.three_d.chosen_degrades": "fails",
     "repro.three_d.some_chosen_displaced": "holds",
     "displacement.dpop_keeps_chosen": "holds",

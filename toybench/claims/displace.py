@@ -41,7 +41,7 @@ def dpo_probability_ratio() -> float:
     return max(_probability_ratio_error(losses.make("dpo", beta=beta), 1.0) for beta in (0.1, 1.0, 10.0))
 
 
-@claim("flex_dpo.probability_gradient_ratio",
+@claim("displacement.flex_dpo_probability_gradient_ratio",
        citation="Yan et al., arXiv 2406.07327 (Flex-DPO); derived: the ratio becomes −(β⁻/β⁺)·π_w/π_l",
        assumptions="Flex-DPO (β⁺, β⁻) ∈ {(0.1, 0.08), (1, 0.5)}, the same grid as dpo.probability_gradient_ratio",
        tolerance=1e-12)
@@ -82,8 +82,9 @@ def three_d_displaced() -> float:
 @claim("displacement.dpop_keeps_chosen",
        citation="Pal et al. (Smaug/DPOP), arXiv 2402.13228, Eq. 3; construction: Razin et al., arXiv 2410.08847, Thm. 2",
        assumptions=RAZIN + "; DPOP β = 1, λ = 50. Below its start the penalty turns the rate of log π(y+) "
-                   "positive (∝ (1 + λ)‖u‖² − ⟨u, v⟩ > 0 at h = 0, u, v as in flex_dpo.razin_threshold); an SGD step can overshoot by at most lr·β·max|⟨W+ − W̄, W+ − W−⟩| ≤ 0.1·0.18 "
-                   "= 0.018 nats to first order [derived]: min over steps of the chosen log-prob change (measured −0.0013)",
+                   "positive (∝ (1 + λ)‖u‖² − ⟨u, v⟩ > 0 at h = 0, u, v as in displacement.flex_dpo_threshold); "
+                   "an SGD step can overshoot by at most lr·β·max|⟨W+ − W̄, W+ − W−⟩| ≤ 0.1·0.18 = 0.018 nats to "
+                   "first order [derived]: min over steps of the chosen log-prob change (measured −0.0013)",
        tolerance=-0.018, comparison=">=")
 def dpop_keeps_chosen() -> float:
     """DPOP keeps the chosen log-prob from falling below its start by more than one SGD step (min change)."""
@@ -108,7 +109,7 @@ def rpo_keeps_chosen() -> float:
        assumptions=RAZIN + "; Flex-DPO β⁺ = 1, β⁻ = 0.8 (the paper's ratio 0.08/0.1): min over steps of the "
                    "chosen log-prob change, tolerance −0.018 as for DPOP (one SGD step). A finding: it falls "
                    "(≈ −0.18 nats by step 500; DPO: −1.45), since β⁻/β⁺ = 0.8 is above the threshold 109/169 of "
-                   "flex_dpo.razin_threshold",
+                   "displacement.flex_dpo_threshold",
        tolerance=-0.018, comparison=">=", expected="fails")
 def flex_keeps_chosen() -> float:
     """Flex-DPO keeps the chosen log-prob from falling below its start (min change)."""
@@ -116,7 +117,7 @@ def flex_keeps_chosen() -> float:
     return float(change.min())
 
 
-@claim("flex_dpo.razin_threshold",
+@claim("displacement.flex_dpo_threshold",
        citation="Yan et al., arXiv 2406.07327 (Flex-DPO); Razin et al., arXiv 2410.08847, Thm. 2; derived: at h = 0, "
                 "d/dt log π(y+) = σ(0)·(β⁺‖u‖² − β⁻⟨u, v⟩), u = W+ − W̄, v = W− − W̄, so it is positive iff "
                 "β⁻/β⁺ < ‖u‖²/⟨u, v⟩ = 0.0109/0.0169 = 109/169",
