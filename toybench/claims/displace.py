@@ -80,7 +80,8 @@ def three_d_displaced() -> float:
 
 
 @claim("displacement.dpop_keeps_chosen",
-       citation="Pal et al. (Smaug/DPOP), arXiv 2402.13228, Eq. 3; construction: Razin et al., arXiv 2410.08847, Thm. 2",
+       citation="Pal et al. (Smaug/DPOP), arXiv 2402.13228, Eq. 3; construction: Razin et al., arXiv 2410.08847, "
+                "Thm. 2",
        assumptions=RAZIN + "; DPOP β = 1, λ = 50. Below its start the penalty turns the rate of log π(y+) "
                    "positive (∝ (1 + λ)‖u‖² − ⟨u, v⟩ > 0 at h = 0, u, v as in displacement.flex_dpo_threshold); "
                    "an SGD step can overshoot by at most lr·β·max|⟨W+ − W̄, W+ − W−⟩| ≤ 0.1·0.18 = 0.018 nats to "
@@ -136,9 +137,9 @@ def flex_threshold() -> float:
        assumptions="exploratory: 4 one-layer TinyTransformers (width 16, float64) on SequenceSpace(3, 2), one random "
                    "prompt; 64 random pairs each, one pair per run; DPO β = 1, 5 SGD steps lr 0.1; mean over models "
                    "of the Spearman correlation between CHES at the start and the chosen log-prob change (measured "
-                   "−0.24: per model −0.33, −0.24, −0.55, +0.15; a correlation of 64 pairs has a standard error ≈ 0.13, "
-                   "the mean of 4 ≈ 0.065; < 1 % of the chosen log-probs fall at all, so CHES ranks how much the "
-                   "chosen response gains)",
+                   "−0.24: per model −0.33, −0.24, −0.55, +0.15; a correlation of 64 pairs has a standard error "
+                   "≈ 0.13, the mean of 4 ≈ 0.065; < 1 % of the chosen log-probs fall at all, so CHES ranks how much "
+                   "the chosen response gains)",
        tolerance=0.0)
 def ches_correlation() -> float:
     """Higher CHES goes with a smaller chosen log-prob change (mean Spearman correlation, negative)."""
