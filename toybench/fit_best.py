@@ -131,8 +131,8 @@ def _simplex_gap(best, logp, value, loss, pairs):
         return gap, True, "every full-support distribution is reachable by this class"
     if gap.tv <= REACH_TOL:
         return gap, True, f"the class best reaches the simplex optimum (TV {gap.tv:.3g})"
-    return gap, None, (f"the class best is TV {gap.tv:.3g} from the simplex optimum (objective {gap.value:.3g} higher); "
-                       f"the search is non-convex, so this does not prove the class cannot reach it")
+    return gap, None, (f"the class best is TV {gap.tv:.3g} from the simplex optimum (objective {gap.value:.3g} "
+                       "higher); the search is non-convex, so this does not prove the class cannot reach it")
 
 
 def _value_and_grad(policy, loss, pairs, params):
