@@ -128,7 +128,7 @@ def probability_gradients(loss, chosen_prob, rejected_prob, ref_chosen_logp=None
     if not bool(((chosen > 0) & (chosen <= 1) & (rejected > 0) & (rejected <= 1)).all()):
         raise ValueError("chosen_prob and rejected_prob must be probabilities in (0, 1]")
     zeros = torch.zeros_like(chosen)
-    refs = [zeros if ref is None else torch.as_tensor(ref, dtype=torch.float64).expand_as(zeros)
+    refs = [zeros if ref is None else torch.as_tensor(ref, dtype=torch.float64, device=zeros.device).expand_as(zeros)
             for ref in (ref_chosen_logp, ref_rejected_logp)]
     value = loss(chosen.log(), rejected.log(), *refs, **inputs).sum()
     return torch.autograd.grad(value, (chosen, rejected))
