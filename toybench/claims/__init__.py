@@ -5,6 +5,7 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     bregman,
     core,
     did,
+    displace,
     fdiv,
     length,
     nash,
