@@ -7,8 +7,10 @@ iterates can each be compared with the procedure's oracle (``toybench.optima``):
 - ``sppo``: the ideal SPPO/Hedge step π_{t+1} ∝ π_t^{1−ητ}·π_ref^{ητ}·exp(η·P(y ≻ π_t)) (τ = 0:
   SPPO's multiplicative weights, arXiv 2405.00675; τ > 0: mirror descent on the τ-regularised game,
   cf. Nash-MD, arXiv 2312.00886, whose fixed point is ``optima.nash(prob, τ)``);
+- ``sppo_ls``: SPPO's practical least-squares step, solved exactly (arXiv 2405.00675);
 - ``dno``: DNO's step, the exact minimiser of its soft-BT regression onto r_t(y) = P(y ≻ π_t) with
-  reference π_t, π_{t+1} ∝ π_t·exp(r_t/η) (arXiv 2404.03715, from recollection [unverified]);
+  reference π_t, π_{t+1} ∝ π_t·exp(r_t/η) (arXiv 2404.03715, from recollection [unverified]), optionally
+  with the practical algorithm's margin filter (``margin``);
 - ``online_dpo``: one exact population gradient step of DPO or IPO per iteration on pairs drawn
   from the current policy, μ = π_θ ⊗ π_θ (OAIF, arXiv 2402.04792; no gradient through sampling);
 - ``ofs_dpo``: fast and slow DPO copies with a chasing term (RECONSTRUCTION of arXiv 2406.05534);
@@ -154,14 +156,97 @@ def sppo(prob: Problem, eta, iterations: int, tau=0.0, init=None, runs: int | No
     return record.trajectory()
 
 
-def dno(prob: Problem, eta, iterations: int, init=None, runs: int | None = None, record_every: int = 1) -> Trajectory:
+def sppo_ls(prob: Problem, eta, iterations: int, init=None, runs: int | None = None,
+            record_every: int = 1) -> Trajectory:
+    """SPPO's practical step, solved exactly: π_{t+1} minimises the least-squares regression
+    E_{y∼π_t}[(log(π(y)/π_t(y)) − η(P(y ≻ π_t) − ½))²] over the simplex (Wu et al., arXiv 2405.00675,
+    §3: the square loss with log Z_t replaced by η/2; the population form with y drawn from π_t, the
+    equation number not checked). With ρ = π/π_t, the Lagrange condition is π_t·(log ρ − e) = −μ·π_t·ρ,
+    e = η(P(y ≻ π_t) − ½), so log ρ_y + μρ_y = e_y (ρ_y = W(μe^{e_y})/μ, W Lambert's) with one μ per
+    prompt fixed by Σ π_t·ρ = 1. Since π_tᵀMπ_t = ½, Jensen gives Σ π_t·e^{e} ≥ 1, so μ ≥ 0 and the
+    problem is convex (a quadratic over the convex set Σ π_t·e^{log ρ} ≤ 1, minimum on its boundary):
+    the step is unique [derived]. To first order in η it is Hedge (``sppo`` with τ = 0); it differs
+    at second order (−μρ_y damps the responses that grow). ``average`` holds the running average."""
+    check_positive(eta, "eta")
+    eta_value = hyper_values(eta, "eta")
+    logp = _start(prob, init, runs, eta_value)
+    eta_b = _run_axis(eta_value, logp)
+    record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations), average=True)
+    record(0, logp)
+    for step in range(1, iterations + 1):
+        logp = torch.log_softmax(logp + _ls_log_ratio(logp.exp(), eta_b * (win_rates(prob, logp) - 0.5)), -1)
+        record(step, logp)
+    return record.trajectory()
+
+
+def _ls_log_ratio(weight: torch.Tensor, target: torch.Tensor, tol: float = 1e-14, max_iter: int = 200) -> torch.Tensor:
+    """log ρ minimising Σ w·(log ρ − e)² subject to Σ w·ρ = 1, given Σ w·e^{e} ≥ 1 (rows of ``[..., Y]``):
+    log ρ_y + μρ_y = e_y with μ ≥ 0 the root of S(μ) = Σ w·ρ(μ) = 1. Each ρ_y(μ) = e^{e_y}·e^{−W(μe^{e_y})} is
+    convex and decreasing in μ (e^{−W} of the concave W), so Newton from μ = 0 rises monotonically to the
+    root, and the inner Newton on log ρ + μρ = e (convex, increasing) falls monotonically from log ρ = e."""
+    mu = torch.zeros_like(target[..., :1])
+    log_ratio = target.clone()
+    for _ in range(max_iter):
+        for _ in range(max_iter):
+            excess = log_ratio + mu * log_ratio.exp() - target
+            if bool((excess.abs() <= tol * (1 + target.abs())).all()):
+                break
+            log_ratio = log_ratio - excess / (1 + mu * log_ratio.exp())
+        ratio = log_ratio.exp()
+        total = (weight * ratio).sum(-1, keepdim=True)
+        if bool(((total - 1).abs() <= tol).all()):
+            return log_ratio
+        slope = -(weight * ratio.square() / (1 + mu * ratio)).sum(-1, keepdim=True)
+        mu = torch.clamp_min(mu - (total - 1) / slope, 0.0)
+    raise ValueError("sppo_ls: the least-squares step did not converge (Newton on its Lagrange multiplier)")
+
+
+def dno(prob: Problem, eta, iterations: int, margin=0.0, init=None, runs: int | None = None,
+        record_every: int = 1) -> Trajectory:
     """Direct Nash Optimization's exact iteration: each round minimises
     −E[σ(r_t(y₁) − r_t(y₂))·log σ(η(g(y₁) − g(y₂))) + mirror], g = log π/π_t, r_t(y) = P(y ≻ π_t),
     a logit-link loss whose minimiser on any connected pair law is π_{t+1} ∝ π_t·exp(r_t/η) (G1).
-    This is Hedge at step 1/η; the limit is as for ``sppo`` with τ = 0. Source: Rosset et al.,
-    arXiv 2404.03715 (Algorithm 1, from recollection [unverified])."""
+    With ``margin`` = 0 this is Hedge at step 1/η; the limit is as for ``sppo`` with τ = 0. Source:
+    Rosset et al., arXiv 2404.03715 (Algorithm 1, from recollection [unverified]).
+
+    ``margin`` δ > 0 adds the practical algorithm's filter (Algorithm 2: train only on pairs whose
+    preference margin exceeds a threshold; here the margin is the score gap |r_t(a) − r_t(b)| of the
+    pair, a RECONSTRUCTION: the paper scores sampled responses with a judge). Pairs with a gap below δ
+    are dropped; the targets are differences of r_t/η, so the minimiser still fits every kept pair
+    exactly, π ∝ π_t·e^{r_t/η} within each connected component of the kept pairs, and the loss leaves
+    each component's total mass free: as in ``tb.solve`` it keeps its mass under the round's reference
+    π_t [derived]. A response whose every gap is below δ stops moving."""
     check_positive(eta, "eta")
-    return sppo(prob, 1 / hyper_values(eta, "eta"), iterations, init=init, runs=runs, record_every=record_every)
+    margin_value = hyper_values(margin, "margin")
+    if (margin_value < 0).any():
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if not bool((margin_value > 0).any()):
+        return sppo(prob, 1 / hyper_values(eta, "eta"), iterations, init=init, runs=runs, record_every=record_every)
+    eta_value = hyper_values(eta, "eta")
+    logp = _start(prob, init, runs, eta_value, margin_value)
+    eta_b, margin_b = _run_axis(eta_value, logp), _run_axis(margin_value, logp)
+    record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations), average=True)
+    record(0, logp)
+    for step in range(1, iterations + 1):
+        score = win_rates(prob, logp)
+        kept = (score[..., :, None] - score[..., None, :]).abs() >= (margin_b if margin_b.ndim == 0 else margin_b[..., None])
+        component = _components(kept)
+        moved = logp + score / eta_b
+        share = torch.logsumexp(moved[..., None, :].masked_fill(~component, -torch.inf), -1)
+        mass = torch.logsumexp(logp[..., None, :].masked_fill(~component, -torch.inf), -1)
+        logp = torch.log_softmax(moved - share + mass, -1)
+        record(step, logp)
+    return record.trajectory()
+
+
+def _components(edges: torch.Tensor) -> torch.Tensor:
+    """Connected components of undirected graphs ``[..., Y, Y]`` (bool): C[a, b] = a and b are linked by a path
+    (every vertex linked to itself), by ⌈log₂ Y⌉ squarings of the reachability matrix."""
+    size = edges.shape[-1]
+    reach = edges | torch.eye(size, dtype=torch.bool, device=edges.device)
+    for _ in range(max(1, (size - 1).bit_length())):
+        reach = (reach.to(torch.float64) @ reach.to(torch.float64)) > 0
+    return reach
 
 
 # ------------------------------------------------------------------------------ online DPO / IPO

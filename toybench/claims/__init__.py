@@ -6,6 +6,7 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     core,
     did,
     fdiv,
+    iterative,
     length,
     nash,
     rankings,
