@@ -37,7 +37,7 @@ def ls_step_lambert(logp, pref, eta):
     """One least-squares step per prompt: ρ_y = W(μe^{e_y})/μ with μ > 0 the root of Σ π_t ρ = 1 (Brent), or
     Hedge's e^{e_y} when Σ π_t e^{e} = 1 (μ = 0), e = η(Mπ_t − ½)."""
     out = []
-    for row, game in zip(logp, pref):
+    for row, game in zip(logp, pref, strict=True):
         weight, target = np.exp(row), eta * (game @ np.exp(row) - 0.5)
 
         def total(mu):
@@ -90,7 +90,7 @@ def dno_filtered_step(logp, pref, eta, margin):
     """NumPy: keep pairs with |r(a) − r(b)| ≥ δ, r = Mπ; within each connected component (SciPy) the mass of π
     is shared ∝ π·e^{r/η}."""
     out = []
-    for row, game in zip(logp, pref):
+    for row, game in zip(logp, pref, strict=True):
         score = game @ np.exp(row)
         count, labels = connected_components(np.abs(score[:, None] - score[None, :]) >= margin, directed=False)
         moved = row + score / eta

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_choice, check_positive, check_probability_rate, hyper_values
-from ._numerics import run_axis
+from ._numerics import run_axis, softplus
 from .problem import Problem
 from .train import _recycle_large_blocks
 
@@ -159,9 +159,9 @@ def sppo(prob: Problem, eta, iterations: int, tau=0.0, init=None, runs: int | No
 def sppo_ls(prob: Problem, eta, iterations: int, init=None, runs: int | None = None,
             record_every: int = 1) -> Trajectory:
     """SPPO's practical step, solved exactly: π_{t+1} minimises the least-squares regression
-    E_{y∼π_t}[(log(π(y)/π_t(y)) − η(P(y ≻ π_t) − ½))²] over the simplex (Wu et al., arXiv 2405.00675,
-    §3: the square loss with log Z_t replaced by η/2; the population form with y drawn from π_t, the
-    equation number not checked). With ρ = π/π_t, the Lagrange condition is π_t·(log ρ − e) = −μ·π_t·ρ,
+    E_{y∼π_t}[(log(π(y)/π_t(y)) − η(P(y ≻ π_t) − ½))²] over the simplex (Wu et al., arXiv 2405.00675, §3:
+    the square loss with log Z_t replaced by η/2; the population form with y drawn from π_t; the
+    equation number is not checked). With ρ = π/π_t, the Lagrange condition is π_t·(log ρ − e) = −μ·π_t·ρ,
     e = η(P(y ≻ π_t) − ½), so log ρ_y + μρ_y = e_y (ρ_y = W(μe^{e_y})/μ, W Lambert's) with one μ per
     prompt fixed by Σ π_t·ρ = 1. Since π_tᵀMπ_t = ½, Jensen gives Σ π_t·e^{e} ≥ 1, so μ ≥ 0 and the
     problem is convex (a quadratic over the convex set Σ π_t·e^{log ρ} ≤ 1, minimum on its boundary):
@@ -174,31 +174,49 @@ def sppo_ls(prob: Problem, eta, iterations: int, init=None, runs: int | None = N
     record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations), average=True)
     record(0, logp)
     for step in range(1, iterations + 1):
-        logp = torch.log_softmax(logp + _ls_log_ratio(logp.exp(), eta_b * (win_rates(prob, logp) - 0.5)), -1)
+        logp = _normalised(logp + _ls_log_ratio(logp.exp(), eta_b * (win_rates(prob, logp) - 0.5)))
         record(step, logp)
     return record.trajectory()
 
 
-def _ls_log_ratio(weight: torch.Tensor, target: torch.Tensor, tol: float = 1e-14, max_iter: int = 200) -> torch.Tensor:
+def _normalised(logits: torch.Tensor) -> torch.Tensor:
+    """log-softmax as logits − logsumexp: ``torch.log_softmax`` takes ~10 ms per call on small tensors when
+    its intra-op threads are contended (measured on 2 busy cores, torch 2.13), logsumexp does not."""
+    return logits - torch.logsumexp(logits, -1, keepdim=True)
+
+
+def _ls_log_ratio(weight: torch.Tensor, target: torch.Tensor, tol: float = 1e-14, max_iter: int = 100) -> torch.Tensor:
     """log ρ minimising Σ w·(log ρ − e)² subject to Σ w·ρ = 1, given Σ w·e^{e} ≥ 1 (rows of ``[..., Y]``):
-    log ρ_y + μρ_y = e_y with μ ≥ 0 the root of S(μ) = Σ w·ρ(μ) = 1. Each ρ_y(μ) = e^{e_y}·e^{−W(μe^{e_y})} is
-    convex and decreasing in μ (e^{−W} of the concave W), so Newton from μ = 0 rises monotonically to the
-    root, and the inner Newton on log ρ + μρ = e (convex, increasing) falls monotonically from log ρ = e."""
-    mu = torch.zeros_like(target[..., :1])
-    log_ratio = target.clone()
+    log ρ_y + μρ_y = e_y, so μρ_y = W(μe^{e_y}), and μ > 0 is the positive root of the concave
+    G(μ) = Σ w·W(μe^{e}) − μ (G(0) = 0, G′(0) = Σ w·e^{e} − 1 ≥ 0). W is concave, so (Jensen, Σ w = 1) the
+    root has μ ≤ W(μ·Σ w·e^{e}), i.e. μ ≤ log Σ w·e^{e}, and Newton from there falls monotonically to the root
+    (a concave function's tangents lie above it). Where Σ w·e^{e} = 1 (to rounding) μ = 0 and log ρ = e (Hedge)."""
+    limit = tol * weight.shape[-1]                    # Y rounded terms in each sum
+    mu = torch.logsumexp(weight.log() + target, -1, keepdim=True)
+    hedge = mu.expm1() <= limit
+    mu = mu.clamp_min(1e-300)
     for _ in range(max_iter):
-        for _ in range(max_iter):
-            excess = log_ratio + mu * log_ratio.exp() - target
-            if bool((excess.abs() <= tol * (1 + target.abs())).all()):
-                break
-            log_ratio = log_ratio - excess / (1 + mu * log_ratio.exp())
-        ratio = log_ratio.exp()
-        total = (weight * ratio).sum(-1, keepdim=True)
-        if bool(((total - 1).abs() <= tol).all()):
-            return log_ratio
-        slope = -(weight * ratio.square() / (1 + mu * ratio)).sum(-1, keepdim=True)
-        mu = torch.clamp_min(mu - (total - 1) / slope, 0.0)
+        log_w = _log_lambert_w(mu.log() + target)
+        ratio = (log_w - mu.log()).exp()
+        excess = (weight * ratio).sum(-1, keepdim=True) - 1
+        if bool((hedge | (excess.abs() <= limit)).all()):
+            return torch.where(hedge, target, log_w - mu.log())
+        slope = (weight * ratio / (1 + log_w.exp())).sum(-1, keepdim=True) - 1      # G′(μ) < 0 right of the root
+        mu = torch.where(hedge, mu, mu - mu * excess / slope)
     raise ValueError("sppo_ls: the least-squares step did not converge (Newton on its Lagrange multiplier)")
+
+
+def _log_lambert_w(log_x: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
+    """log W(x) from log x (W Lambert's principal branch, x > 0): the root t of e^t + t = log x, by Newton from
+    t = log log(1 + x) ≥ t (W(x) ≤ log(1 + x)), which falls monotonically (the equation is convex in t)."""
+    t = torch.where(log_x < -30, log_x, torch.log(softplus(log_x.clamp_min(-30))))
+    for _ in range(max_iter):
+        power = t.exp()
+        step = (power + t - log_x) / (power + 1)
+        t = t - step
+        if bool((step.abs() <= 1e-15 * (1 + t.abs())).all()):
+            return t
+    raise ValueError("sppo_ls: Lambert W did not converge")
 
 
 def dno(prob: Problem, eta, iterations: int, margin=0.0, init=None, runs: int | None = None,
@@ -234,7 +252,7 @@ def dno(prob: Problem, eta, iterations: int, margin=0.0, init=None, runs: int | 
         moved = logp + score / eta_b
         share = torch.logsumexp(moved[..., None, :].masked_fill(~component, -torch.inf), -1)
         mass = torch.logsumexp(logp[..., None, :].masked_fill(~component, -torch.inf), -1)
-        logp = torch.log_softmax(moved - share + mass, -1)
+        logp = _normalised(moved - share + mass)
         record(step, logp)
     return record.trajectory()
 

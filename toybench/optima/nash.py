@@ -48,7 +48,7 @@ class NashCertificate:
     ``residual``: max_y |log π(y) − log BR(π)(y)|, the log-space fixed-point residual;
     ``gap``: the exploitability β·KL(π ‖ BR(π)) ≥ 0, zero only at π*_β;
     ``tv_bound``: √(KL(π ‖ BR(π))/2), an upper bound on TV(π, π*_β) (strong convexity of the gap);
-    ``iterations``: Newton iterations used (0 when the certificate was computed for a given π)."""
+    ``iterations``: Newton steps taken by the slowest row (0 when the certificate was computed for a given π)."""
 
     residual: torch.Tensor
     gap: torch.Tensor
@@ -75,7 +75,8 @@ def _best_response_logits(ref, scaled, policy):
 def _kl_to_best_response(logp, ref, scaled):
     """(KL(π ‖ BR(π)), max|log π − log BR(π)|) per prompt, computed without cancellation:
     with d = log π − log BR, KL = Σ π·(d + e^{−d} − 1) since Σ π·e^{−d} = Σ BR = 1."""
-    best = torch.log_softmax(_best_response_logits(ref, scaled, logp.exp()), -1)
+    best = _best_response_logits(ref, scaled, logp.exp())
+    best = best - torch.logsumexp(best, -1, keepdim=True)   # torch.log_softmax stalls ~10 ms on contended threads
     diff = logp - best
     terms = torch.where(torch.isfinite(logp), logp.exp() * (diff + torch.expm1(-diff)), 0.0)
     return terms.sum(-1).clamp_min(0.0), diff.abs().amax(-1)
@@ -105,10 +106,12 @@ def nash(prob, beta, *, tol: float = 1e-13, max_iter: int = 100, return_certific
     from any start, quadratically near the root (Nocedal & Wright, Numerical Optimization, Thm 11.6)
     [derived]. Far from the root at small β its steps are short, so β is reached by continuation
     along the equilibrium path, which is smooth in κ (implicit function theorem, J nonsingular):
-    from κ₀ = min(κ, 1/‖A‖_∞), where π_ref is a good start, κ grows geometrically by a per-row factor
-    that adapts to the Newton iterations each stage needed (``FIRST_RATIO``, ``EASY_ITER``), each
+    Newton is first tried straight at κ from π_ref; rows that need more than ``PATIENCE`` damped steps
+    restart from κ₀ = 1/‖A‖_∞, where π_ref is a good start, and κ grows geometrically by a per-row
+    factor that adapts to the Newton steps each stage needed (``FIRST_RATIO``, ``EASY_ITER``), each
     stage started from the previous answer moved along the path's tangent (Euler predictor); a stage
-    that does not converge in ``STAGE_ITER`` iterations is retried with a smaller factor. Stops when
+    that does not converge within ``STAGE_ITER`` steps or ``PATIENCE`` damped ones is retried with a
+    smaller factor. Stops when
     ‖F‖_∞ ≤ ``tol``·(1 + ‖log π_ref‖_∞ + κ‖A‖_∞); raises ValueError when the final solve needs more
     than ``max_iter`` iterations or the continuation stalls. Source: Munos et al., arXiv
     2312.00886 (the regularised Nash equilibrium)."""
@@ -122,7 +125,8 @@ def nash(prob, beta, *, tol: float = 1e-13, max_iter: int = 100, return_certific
     kappa = torch.as_tensor(betas, dtype=torch.float64).expand(*shape[:-1]).reciprocal()
     logits, iterations = _solve(ref.reshape(-1, shape[-1]).cpu().numpy(), antisym.reshape(-1, *shape[-1:] * 2).cpu().numpy(),
                                 kappa.reshape(-1).cpu().numpy(), tol, max_iter)
-    logp = torch.log_softmax(torch.as_tensor(logits, device=ref.device), -1).reshape(shape)
+    logits = torch.as_tensor(logits, device=ref.device)
+    logp = (logits - torch.logsumexp(logits, -1, keepdim=True)).reshape(shape)   # not log_softmax: see _kl_to_best_response
     if not return_certificate:
         return logp
     kl, log_residual = _kl_to_best_response(logp, ref, scaled)
@@ -132,17 +136,17 @@ def nash(prob, beta, *, tol: float = 1e-13, max_iter: int = 100, return_certific
 def _solve(ref, antisym, kappa, tol, max_iter):
     """Rows of (log π_ref ``[N, Y]``, A ``[N, Y, Y]``, κ ``[N]``): continuation in κ, then Newton to ``tol``;
     (logits ``[N, Y]``, Newton iterations of the slowest row)."""
-    direct, done, iterations = _newton(ref.copy(), ref, antisym, kappa, STAGE_TOL, STAGE_ITER, PATIENCE)
+    direct, done, steps = _newton(ref.copy(), ref, antisym, kappa, STAGE_TOL, STAGE_ITER, PATIENCE)
     norm = np.abs(antisym).sum(-1).max(-1)
     current = np.where(done, kappa, np.minimum(kappa, 1 / np.maximum(norm, 1e-300)))
     logits, _, used = _newton(np.where(done[:, None], direct, ref), ref, antisym, current, STAGE_TOL, max_iter)
-    iterations += used
+    steps += used
     ratio = np.full_like(kappa, FIRST_RATIO)
     while (moving := np.flatnonzero(current < kappa)).size:
         now, proposal = current[moving], np.minimum(kappa[moving], current[moving] * ratio[moving])
         start = logits[moving] + (proposal - now)[:, None] * _path_tangent(logits[moving], antisym[moving], now)
         trial, done, used = _newton(start, ref[moving], antisym[moving], proposal, STAGE_TOL, STAGE_ITER, PATIENCE)
-        iterations += used
+        steps[moving] += used
         accept = moving[done]
         logits[accept], current[accept] = trial[done], proposal[done]
         ratio[moving] = np.where(~done | (used > STAGE_ITER // 2), np.sqrt(ratio[moving]),
@@ -152,7 +156,7 @@ def _solve(ref, antisym, kappa, tol, max_iter):
     logits, done, used = _newton(logits, ref, antisym, kappa, tol, max_iter)
     if not done.all():
         raise ValueError(f"nash did not converge in {max_iter} Newton iterations; raise max_iter or tol")
-    return logits, iterations + used
+    return logits, int((steps + used).max())
 
 
 def _softmax(logits):
@@ -189,24 +193,25 @@ def _linear_solve(matrix, rhs):
 
 def _newton(logits, ref, antisym, kappa, tol: float, max_iter: int, patience: int | None = None):
     """Backtracking Newton on F(u) = u − log π_ref − κA·softmax(u) from ``logits``, rows at once, each row
-    until its own ‖F‖_∞ ≤ tol·(1 + ‖log π_ref‖_∞ + κ‖A‖_∞); (logits, converged ``[N]``, iterations used).
+    until its own ‖F‖_∞ ≤ tol·(1 + ‖log π_ref‖_∞ + κ‖A‖_∞); (logits, converged ``[N]``, Newton steps per row ``[N]``).
     Converged rows stay where they are; with ``patience``, a row that needed that many damped (shortened) steps
     is given up as not converged (a continuation stage that is far from its root)."""
     scaled = kappa[:, None, None] * antisym
     scale = 1 + np.abs(ref).max(-1) + np.abs(scaled).sum(-1).max(-1)
     logits = logits.copy()
     residual = _residual(logits, ref, scaled)
-    damped = np.zeros(len(logits), dtype=int)
+    damped, steps = np.zeros(len(logits), dtype=int), np.zeros(len(logits), dtype=int)
     for iterations in range(max_iter + 1):
         unsettled = np.abs(residual).max(-1) > tol * scale
         active = np.flatnonzero(unsettled & (damped < (patience or max_iter + 1)))
         if not active.size or iterations == max_iter:
-            return logits, ~unsettled, iterations
+            return logits, ~unsettled, steps
         jacobian, _ = _jacobian(logits[active], scaled[active])
         step = -_linear_solve(jacobian, residual[active][..., None])[..., 0]
         logits[active], residual[active], full = _line_search(logits[active], residual[active], step, ref[active],
                                                               scaled[active])
         damped[active] += ~full
+        steps[active] += 1
     raise AssertionError("unreachable")
 
 
