@@ -48,7 +48,7 @@ def ls_step_lambert(logp, pref, eta):
     return np.array(out)
 
 
-@pytest.mark.parametrize("eta", [0.3, 2.0, 8.0])
+@pytest.mark.parametrize("eta", [0.3, 2.0, 8.0, 60.0])
 def test_sppo_ls_steps_against_lambert_w(eta):
     prob = general(seed=1)
     run = procedures.sppo_ls(prob, eta, 3)

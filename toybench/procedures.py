@@ -43,7 +43,7 @@ REFERENCES = ("previous", "initial")
 @dataclass(frozen=True)
 class Trajectory:
     """``logp``: the recorded iterates ``[T, B, P, Y]`` float64; ``steps``: their iteration numbers
-    ``[T]`` (0 = the start); ``average``: for ``sppo``/``dno``, the running average of the policies
+    ``[T]`` (0 = the start); ``average``: for ``sppo``/``sppo_ls``/``dno``, the running average of the policies
     π̄_t = (1/t)·Σ_{s<t} π_s at the recorded steps (probabilities), else None; ``slow``: for
     ``ofs_dpo``, the slow copy's iterates."""
 
