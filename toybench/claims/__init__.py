@@ -7,6 +7,7 @@ from . import (  # noqa: F401  # noqa: F401  # noqa: F401
     did,
     displace,
     fdiv,
+    iterative,
     length,
     nash,
     rankings,
