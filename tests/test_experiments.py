@@ -116,6 +116,21 @@ def test_ranking_accuracy_iff_threshold_other_instance():
     assert torch.allclose(c0, torch.full_like(c0, math.log(2)))
 
 
+def test_ranking_window_endpoints_closed_form():
+    # c = 5, β = 0.1: RA = 1 iff L ≤ −log σ(βc) = log(1 + e^{−1/2}); IA = 1 iff Δ > 0 iff L < ln 2
+    low, high = math.log(1 + math.exp(-0.5)), math.log(2)
+    assert low == pytest.approx(0.47408, abs=5e-6)            # worked threshold, 5 decimals
+    inside = np.linspace(low, high, 9)[1:-1]
+    outside = [low - 1e-9, high + 1e-9, 0.2, 1.0]
+    found = ranking_accuracy.window(np.concatenate([inside, outside]))
+    np.testing.assert_allclose(found["loss"], np.concatenate([inside, outside]), rtol=0, atol=1e-12)
+    assert found["ia"].tolist() == [1.0] * 7 + [1.0, 0.0, 1.0, 0.0]
+    assert found["ra"].tolist() == [0.0] * 7 + [1.0, 0.0, 1.0, 0.0]
+    # the pair's log π(w)/π(l) = Δ − c with Δ = −log(e^L − 1)/β, evaluated in plain Python
+    for L, ra in zip(outside, found["ra"][7:].tolist(), strict=True):
+        assert ra == float(-math.log(math.expm1(L)) / 0.1 - 5.0 >= 0)
+
+
 def test_did_formula_uniform_rejected_sampler_numpy():
     prob = did.instance()
     ref = prob.ref_logp[0].numpy()

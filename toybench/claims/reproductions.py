@@ -214,6 +214,22 @@ def ranking_still_wrong() -> float:
     return float((~run["correct"][-1]).double().mean())
 
 
+@claim("repro.ranking_accuracy.window_ia_right_ra_wrong",
+       citation="Chen et al., arXiv 2405.19534, Thm. 4.1 and §2.5 (ranking vs implicit-reward accuracy)",
+       assumptions="one pair w ≻ l with c = log π_ref(l)/π_ref(w) = 5, DPO β = 0.1, placed at 1001 loss values evenly "
+                   "inside the open window (−log σ(βc), ln 2) = (0.47408, 0.69315); count of grid points where "
+                   "not (IA = 1 and RA = 0)",
+       tolerance=0.0)
+def ranking_window() -> float:
+    """Inside (−log σ(βc), ln 2) a pair's implicit reward is right (IA = 1) but its ranking wrong (RA = 0) (violations)."""
+    low, high = math.log1p(math.exp(-0.1 * 5.0)), math.log(2.0)
+    grid = low + (high - low) * torch.arange(1, 1002, dtype=torch.float64) / 1002
+    found = ranking_accuracy.window(grid)
+    if float((found["loss"] - grid).abs().max()) > 1e-12:
+        return math.inf
+    return float(((found["ia"] != 1) | (found["ra"] != 0)).sum())
+
+
 LABEL_NOISE_MARGINS = {"dpo": 0.98692, "cdpo": 0.56274, "rdpo": 2.0}
 """βΔ at the optimum, two responses r₁ − r₂ = 2, ε = ε_s = 0.2, β = 1 (derived, 5 decimals)."""
 
