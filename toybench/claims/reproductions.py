@@ -103,6 +103,51 @@ def d3_resolved_dpo() -> float:
     return float(probs[..., 2].max())
 
 
+MINIBATCH_SEED_MEAN = 0.015
+"""Published tolerance for a 10-seed mean of mini-batch runs vs the limit (abs, on probabilities)."""
+
+
+@claim("repro.ipo_bandit.d1_ipo_minibatch_seed_mean",
+       citation="Azar et al., arXiv 2310.12036, §5.1, Fig. 1 (D1, sampled mini-batches)",
+       assumptions="D1; IPO, Adam (0.9, 0.999, 1e-8) lr 0.01, mini-batches of 9 records drawn with replacement, "
+                   "10 seeds × τ ∈ {0.1, 0.5, 1, 2} as 40 runs of one program, 3000 steps (the paper runs 18,000: IPO "
+                   "has settled by 3000 and the slow test checks 18,000); max abs error of the seed mean vs "
+                   "softmax((2, 1, 0)/(3τ)) over τ and actions",
+       tolerance=MINIBATCH_SEED_MEAN)
+def ipo_d1_minibatch() -> float:
+    """IPO's mini-batch seed mean sits on its regularised closed form at every τ (max abs error)."""
+    probs, _ = ipo_bandit.run("D1", "ipo", steps=3000)
+    closed = torch.stack([ipo_bandit.ipo_closed_form("D1", tau) for tau in ipo_bandit.TAUS])
+    return float((probs.mean(1) - closed).abs().max())
+
+
+@claim("repro.ipo_bandit.d3_resolved_ipo_minibatch_seed_mean",
+       citation="Azar et al., arXiv 2310.12036, §5.1, Fig. 1 (D3, sampled mini-batches)",
+       assumptions="D3 resolved as {(a,b), (b,a), (a,c)} (an unverified reading); IPO, Adam lr 0.01, batch 9, 10 seeds "
+                   "× τ ∈ {0.1, 0.5, 1, 2}, 3000 steps (paper: 18,000; slow test); abs error of the seed-mean π_c vs "
+                   "1/(1 + 2e^{1/(2τ)}), and the seed mean of |π_a − π_b| must stay ≤ 0.05 (single seeds spread)",
+       tolerance=MINIBATCH_SEED_MEAN)
+def ipo_d3_minibatch() -> float:
+    """IPO keeps the never-winning action's regularised mass in mini-batch runs (max abs error of the seed-mean π_c)."""
+    probs, _ = ipo_bandit.run("D3_resolved", "ipo", steps=3000)
+    if float((probs[..., 0] - probs[..., 1]).mean(1).abs().max()) > 0.05:
+        return math.inf
+    closed = torch.stack([ipo_bandit.ipo_closed_form("D3_resolved", tau)[2] for tau in ipo_bandit.TAUS])
+    return float((probs[..., 2].mean(1) - closed).abs().max())
+
+
+@claim("repro.ipo_bandit.d1_dpo_minibatch_deterministic",
+       citation="Azar et al., arXiv 2310.12036, §5.1, Fig. 1 (D1, sampled mini-batches)",
+       assumptions="D1; DPO, Adam lr 0.01, batch 9, 10 seeds × τ ∈ {0.1, 0.5, 1, 2} as 40 runs of one program, the "
+                   "paper's 18,000 steps (τ = 2 only crosses 0.999 near the end, so no shorter run shows it; the "
+                   "slowest repro claim, about 5 s on a loaded 2-core machine): min π_a over seeds and τ",
+       tolerance=0.999, comparison=">=")
+def dpo_d1_minibatch() -> float:
+    """DPO ignores the KL regulariser in mini-batch runs too: π_a ≥ 0.999 at every τ and seed (min π_a)."""
+    probs, _ = ipo_bandit.run("D1", "dpo", steps=18000)
+    return float(probs[..., 0].min())
+
+
 @claim("repro.optimiser.dpo_sgd_gradient_flow",
        citation="Azar et al., arXiv 2310.12036, §4.2 (the point); derived closed form Δ + (e^{βΔ} − 1)/β = 2ηβt",
        assumptions="one pair always labelled w ≻ l, tabular logits from π_ref, plain SGD lr 0.01, 1000 steps, "
