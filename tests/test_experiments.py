@@ -234,3 +234,51 @@ def test_three_d_instance_and_unseen_mass_bookkeeping():
     found = three_d.run(seeds=2, epochs=20, every=20)
     assert found["unseen_mass_gain"].shape == (2, 2)
     assert float(found["unseen_mass_gain"][0].abs().max()) == 0.0            # no change at the start
+
+
+def test_sgd_value_floor_against_lyapunov_recursion():
+    # independent path: the Hessian by central differences of the off-diagonal population loss, the
+    # per-record gradient covariance by enumerating records, then Σ_{t+1} = AΣ_tAᵀ + η²C/n, A = I − ηH
+    from toybench.claims.reproductions import sgd_value_floor
+    reward, beta, K = samplers.rewards()[0].numpy(), samplers.BETA, samplers.K
+    star = softmax(reward / beta)
+    for sampler, lr, n in (("unif", 2.0, 512), ("mix_r", 0.5, 100)):
+        table = samplers.weights(sampler, torch.zeros(1, K, dtype=torch.float64), samplers.rewards())[0].numpy()
+        step = lr * (1 - np.trace(table))
+        mu = table * (1 - np.eye(K))
+        mu = mu / mu.sum()
+        p = 1 / (1 + np.exp(-(reward[:, None] - reward[None, :])))
+
+        def loss(theta):
+            z = beta * (theta[:, None] - theta[None, :])
+            return float((mu * (p * np.logaddexp(0, -z) + (1 - p) * np.logaddexp(0, z))).sum())
+
+        theta, h, eye = np.log(star), 1e-4, np.eye(K)
+        hess = np.array([[(loss(theta + h * (eye[i] + eye[j])) - loss(theta + h * (eye[i] - eye[j]))
+                           - loss(theta - h * (eye[i] - eye[j])) + loss(theta - h * (eye[i] + eye[j]))) / (4 * h * h)
+                          for j in range(K)] for i in range(K)])
+        cov = np.zeros((K, K))
+        for a in range(K):
+            for b in range(K):
+                if a != b:       # record a ≻ b drawn with probability μ(a,b)·p(a ≻ b) (+ the (b,a) orientation)
+                    g = -beta * (1 - p[a, b]) * (eye[a] - eye[b])
+                    cov += (mu[a, b] + mu[b, a]) * p[a, b] * np.outer(g, g)
+        np.testing.assert_allclose(cov, hess, atol=1e-6)      # covariance = Hessian at π*_β (finite differences ~1e-8)
+        sigma, A = np.zeros((K, K)), eye - step * hess
+        for _ in range(3000):
+            sigma = A @ sigma @ A.T + step ** 2 * cov / n
+        expected = beta * 0.5 * np.trace((np.diag(star) - np.outer(star, star)) @ sigma)
+        assert sgd_value_floor(sampler, n, lr) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sampler_newton_lr_and_empirical_mode():
+    reward = samplers.rewards()[0].numpy()
+    assert samplers.newton_lr() == pytest.approx((2 + 2 * np.cosh(reward[:, None] - reward[None, :])).sum() / 360,
+                                                  rel=1e-12)
+    assert samplers.newton_lr() == pytest.approx(9.9307, abs=5e-5)       # published 4 decimals
+    steps, gap = samplers.empirical("unif", pairs=64, iterations=4, lr=0.05, seeds=3, log_every=2)
+    assert steps.tolist() == [0, 2, 4] and gap.shape == (3, 3)
+    assert gap[0].tolist() == pytest.approx([0.20791] * 3, abs=5e-6)      # Value Diff at the uniform start
+    assert len(set(gap[-1].tolist())) == 3                                # seeds are distinct runs
+    with pytest.raises(ValueError, match="mix_r"):
+        samplers.empirical("mix_p", iterations=1)
