@@ -282,3 +282,27 @@ def test_sampler_newton_lr_and_empirical_mode():
     assert len(set(gap[-1].tolist())) == 3                                # seeds are distinct runs
     with pytest.raises(ValueError, match="mix_r"):
         samplers.empirical("mix_p", iterations=1)
+
+
+def test_record_counts_are_multinomial_draws():
+    prob = label_noise.two_responses()
+    pairs = label_noise.record_counts(prob, 500, 0.2, seeds=4000, seed=1)
+    counts = pairs.weight.numpy() * 500
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
+    np.testing.assert_allclose(counts.sum(1), 500, atol=1e-9)
+    p = 0.8 * sigmoid(2.0) + 0.2 * (1 - sigmoid(2.0))       # P(record 0 ≻ 1) after flips at ε = 0.2
+    chosen = pairs.chosen[0].numpy()
+    first = counts[:, chosen == 0][:, 0]
+    # Binomial(500, p): mean over 4000 runs within 5 standard errors, variance within 10%
+    assert abs(first.mean() - 500 * p) < 5 * math.sqrt(500 * p * (1 - p) / 4000)
+    assert first.var() == pytest.approx(500 * p * (1 - p), rel=0.1)
+
+
+def test_rdpo_two_responses_debiased_logit():
+    # K = 2: rDPO's minimiser is β·Δ = logit((p̂ − ε)/(1 − 2ε)), p̂ the observed win frequency (derived)
+    from toybench import losses, solve
+    prob = label_noise.two_responses()
+    pairs = label_noise.record_counts(prob, 2000, 0.2, seeds=5, seed=3)
+    logp = solve(losses.make("rdpo", beta=1.0, eps=0.2), pairs).logp.numpy()
+    p_hat = pairs.weight[:, pairs.chosen[0] == 0][:, 0].numpy()
+    np.testing.assert_allclose(logp[:, 0, 0] - logp[:, 0, 1], [logit((q - 0.2) / 0.6) for q in p_hat], atol=1e-7)
