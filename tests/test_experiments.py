@@ -306,3 +306,19 @@ def test_rdpo_two_responses_debiased_logit():
     logp = solve(losses.make("rdpo", beta=1.0, eps=0.2), pairs).logp.numpy()
     p_hat = pairs.weight[:, pairs.chosen[0] == 0][:, 0].numpy()
     np.testing.assert_allclose(logp[:, 0, 0] - logp[:, 0, 1], [logit((q - 0.2) / 0.6) for q in p_hat], atol=1e-7)
+
+
+def test_mixture_preference_against_scipy():
+    from scipy.stats import truncnorm
+    x = density.centres(64).numpy()
+    dens = [truncnorm.pdf(x, (-10 - m) / s, (10 - m) / s, loc=m, scale=s) for m, s in ((-2.5, 0.25), (2.5, 1.0))]
+    odds = density.mixture_log_odds(64).numpy()
+    ok = (dens[0][:, None] + dens[0][None, :] > 1e-300) & (dens[1][:, None] + dens[1][None, :] > 1e-300)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pref = 0.4 * dens[0][:, None] / (dens[0][:, None] + dens[0][None, :]) \
+            + 0.6 * dens[1][:, None] / (dens[1][:, None] + dens[1][None, :])
+    np.testing.assert_allclose(1 / (1 + np.exp(-odds[ok])), pref[ok], rtol=0, atol=1e-12)
+    assert density.mixture_problem(64).preference.shape == (1, 64, 64)
+    # a single Luce annotator is BT: its log-odds log p(a) − log p(b) have zero 3-cycle sums
+    single = np.log(dens[1])[:, None] - np.log(dens[1])[None, :]
+    assert np.abs(single[:, :, None] + single[None, :, :] + single.T[:, None, :]).max() < 1e-10

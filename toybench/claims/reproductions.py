@@ -237,6 +237,43 @@ def density_misses() -> float:
     return abs(found["mass_below_0"] - density.summary(density.data_density(1024))["mass_below_0"])
 
 
+@claim("repro.density.mixture_not_bradley_terry",
+       citation="Dumoulin et al., arXiv 2311.14115, §3 and PBDE notebook (several annotators)",
+       assumptions="K = 64 canvas; P = 0.4·σ(log p₁(a) − log p₁(b)) + 0.6·σ(log p₂(a) − log p₂(b)), p₁ = TN(−2.5, 0.25), "
+                   "p₂ = TN(2.5, 1); max over triples of |ℓ(a,b) + ℓ(b,c) + ℓ(c,a)| with ℓ = log P/(1 − P) in log "
+                   "space, which is 0 for every Bradley–Terry (single Luce) annotator; threshold 1e-6, far above the "
+                   "float64 round-off of the sums (~1e-13)",
+       tolerance=1e-6, comparison=">=")
+def density_mixture_not_bt() -> float:
+    """Labels pooled from several Luce annotators are not Bradley–Terry: no single p* explains them (max 3-cycle log-odds)."""
+    odds = density.mixture_log_odds(64)
+    return float((odds[:, :, None] + odds[None, :, :] + odds.T[:, None, :]).abs().max())
+
+
+@claim("repro.density.mixture_ipo_closed_form",
+       citation="Azar et al., arXiv 2310.12036, Eq. 13; Dumoulin et al., arXiv 2311.14115 (several annotators)",
+       assumptions="K = 64 canvas, the two-annotator preference P, π_ref ⊗ π_ref pairs; IPO τ ∈ {0.1, 0.5, 1} solved vs "
+                   "π ∝ π_ref·exp(P(y ≻ π_ref)/τ) with P evaluated in NumPy/SciPy from the annotators' densities (TV)",
+       tolerance=1e-6)
+def density_mixture_ipo() -> float:
+    """IPO's optimum under a non-BT multi-annotator preference is still π_ref·exp(P(y ≻ π_ref)/τ) (max TV)."""
+    from scipy.special import expit
+    from scipy.stats import truncnorm
+    x, ref = density.centres(64).numpy(), density.reference(64).numpy()
+    pref = 0.0
+    for share, loc, scale in density.ANNOTATORS:
+        logp = truncnorm.logpdf(x, (density.LOW - loc) / scale, (density.HIGH - loc) / scale, loc=loc, scale=scale)
+        pref = pref + share * expit(logp[:, None] - logp[None, :])
+    prob = density.mixture_problem(64)
+    worst = 0.0
+    for tau in density.IPO_TAUS:
+        logits = ref + pref @ np.exp(ref) / tau
+        expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        found = solve(losses.make("ipo", beta=tau), population(prob)).logp.exp()[0].numpy()
+        worst = max(worst, 0.5 * float(np.abs(found - expected).sum()))
+    return worst
+
+
 @claim("repro.ranking_accuracy.flip_threshold",
        citation="Chen et al., arXiv 2405.19534, Thm. 4.1",
        assumptions="K = 8 random BT instance (seed 0, ref logits sd 2), exact population pairs, DPO β = 0.1 by "
