@@ -281,7 +281,23 @@ def test_sampler_newton_lr_and_empirical_mode():
     assert gap[0].tolist() == pytest.approx([0.20791] * 3, abs=5e-6)      # Value Diff at the uniform start
     assert len(set(gap[-1].tolist())) == 3                                # seeds are distinct runs
     with pytest.raises(ValueError, match="mix_r"):
-        samplers.empirical("mix_p", iterations=1)
+        samplers.empirical("mix_q", iterations=1)
+    # Mix-P*'s cap 2 + e^M + e^{−M} binds only where the policy's margins exceed the reward range
+    logp = torch.log_softmax(torch.linspace(0, 10, 20, dtype=torch.float64), -1)[None]
+    spread = float(samplers.rewards().max() - samplers.rewards().min())
+    raw = 2 + 2 * np.cosh(3.0 * (logp[0, :, None] - logp[0, None, :]).numpy())
+    capped = np.minimum(raw, 2 + math.exp(spread) + math.exp(-spread))
+    np.testing.assert_allclose(samplers.weights("mix_p", logp, samplers.rewards(), clip=True)[0], capped / capped.sum(),
+                               rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_mix_p_star_empirical_floor_is_mix_r_floor():
+    # at π*_β Mix-P's weights are Mix-R's (the cap is inactive), so its SGD floor is Mix-R's to first order;
+    # 0.1 as in repro.samplers.empirical_noise_floor (linearisation O(tr Σ) ≈ 0.04 plus 3 standard errors)
+    from toybench.claims.reproductions import sgd_value_floor
+    steps, gap = samplers.empirical("mix_p", pairs=512, iterations=150, lr=2.0, seeds=16, log_every=2)
+    assert float(gap[steps >= 50].mean()) == pytest.approx(sgd_value_floor("mix_r", 512, 2.0), rel=0.1)
 
 
 def test_record_counts_are_multinomial_draws():
