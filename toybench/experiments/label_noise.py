@@ -6,8 +6,8 @@ p̃ = (1 − ε)p + ε(1 − p). rDPO (known ε) is unbiased and its population 
 π*_β; DPO fits σ(z) = p̃ (a margin shrunk toward 0); cDPO with ε_s = ε fits
 σ(z) = (1 − ε)p̃ + ε(1 − p̃), shrunk twice. On a finite sample rDPO has a finite minimiser only when
 every pair's observed frequency p̂ lies in (ε, 1 − ε) (derived), so small samples can have none.
-Once it exists, rDPO's estimation error shrinks like n^{−1/2}: the bound of Chowdhury et al. is of
-order √(d/n)/(1 − 2ε) (§4; its exact constants are not used here), and the measured policy error,
+Once it exists, rDPO's estimation error shrinks like n^{−1/2}: the bound of arXiv 2403.00409, §4, is
+of order √(d/n)/(1 − 2ε) (its exact constants are not used here), and the measured policy error,
 TV to the clean π*_β, is first-order linear in the parameter error (``rdpo_error_by_n``).
 """
 from __future__ import annotations
