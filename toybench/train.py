@@ -417,5 +417,8 @@ class _Optimizer:
                 exp_avg, exp_avg_sq = self.moments[index]
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.count)).add_(ADAM_EPS)
-                param.sub_(exp_avg / denom * (lr / (1 - beta1**self.count)))
+                denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**self.count)).add_(ADAM_EPS)
+                if isinstance(lr, float):
+                    param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**self.count))
+                else:
+                    param.sub_(torch.div(exp_avg, denom, out=denom).mul_(lr / (1 - beta1**self.count)))
