@@ -136,10 +136,12 @@ class LossGrads:
         loss, Y = self.losses[i], logp.shape[-1]
         beta, scaled = self.scaled_gaps(i, logp)
         partners = torch.cat([scaled, scaled], -1).unfold(-1, Y, 1)[..., 1:self.pairs.half + 1, :]
-        z = torch.sub(scaled[..., None, :], partners, out=scaled.new_empty(partners.shape))   # rows d, contiguous
-        u = loss.dphi_(z).mul_(self.pairs.cut("weight", block, self.runs))
+        doubled = scaled.new_empty(*partners.shape[:-1], 2 * Y)          # u twice along a, for the wrap-around
+        u = torch.sub(scaled[..., None, :], partners, out=doubled[..., :Y])
+        torch.mul(loss.dphi_(u), self.pairs.cut("weight", block, self.runs), out=u)
+        doubled[..., Y:] = u
         offset = self.pairs.cut("offset", block, self.runs).mul(loss.dphi_pair_sum(scaled))
-        return u.sum(-2).sub_(_PairGrid.second(u)).add_(offset).mul_(beta)
+        return u.sum(-2).sub_(_PairGrid.second(doubled)).add_(offset).mul_(beta)
 
     def margin_grid_value(self, i, block, logp) -> torch.Tensor:
         """Σ_ab D_ab·φ(z_ab) per run (cells without a record have D = 0)."""
@@ -294,15 +296,15 @@ class _PairGrid:
         weight = (table + table.transpose(-1, -2))[..., first, second]
         if Y % 2 == 0:
             weight[..., -1, :] *= 0.5
-        return cls(weight, cls.second(weight) - table.sum(-2), half)
+        return cls(weight, cls.second(torch.cat([weight, weight], -1)) - table.sum(-2), half)
 
     @staticmethod
-    def second(u: torch.Tensor) -> torch.Tensor:
-        """Σ_d u[..., d, (a − d) mod Y] ``[..., Y]`` for u ``[..., H, Y]``: each pair's value at its
-        second response, read from u doubled along a with a stride of 2Y − 1 over d."""
-        half, Y = u.shape[-2:]
-        doubled = torch.cat([u, u], -1)
-        view = doubled.as_strided((*u.shape[:-2], half, Y), (*doubled.stride()[:-2], 2 * Y - 1, 1),
+    def second(doubled: torch.Tensor) -> torch.Tensor:
+        """Σ_d u[..., d, (a − d) mod Y] ``[..., Y]`` from ``doubled`` = u ``[..., H, Y]`` written twice
+        along a (``[..., H, 2Y]``, contiguous): each pair's value at its second response, read with a
+        stride of 2Y − 1 over d."""
+        half, Y = doubled.shape[-2], doubled.shape[-1] // 2
+        view = doubled.as_strided((*doubled.shape[:-2], half, Y), (*doubled.stride()[:-2], 2 * Y - 1, 1),
                                   doubled.storage_offset() + Y - 1)
         return view.sum(-2)
 
