@@ -110,8 +110,8 @@ def test_dphi_pair_sums_by_hand():
 @pytest.mark.parametrize("responses", [2, 3, 6, 7])
 @pytest.mark.parametrize("data", ["population", "per_run_sample"])
 @pytest.mark.parametrize("name", ["dpo", "cdpo", "ipo", "rdpo"])
-def test_pair_grid_grad_equals_autograd(name, data, responses):
-    """The once-per-unordered-pair gradient (odd and even Y: the d = Y/2 row counts each pair twice)
+def test_pair_grid_grad_and_value_equal_autograd(name, data, responses):
+    """The once-per-unordered-pair gradient and value (odd and even Y: the d = Y/2 row counts each pair twice)
     on the full objective, per-run hyperparameters, shared and per-run cell weights."""
     prob = tb.Problem.random(tb.FlatSpace(responses), prompts=2, seed=5)
     rng = np.random.default_rng(3)
@@ -123,5 +123,7 @@ def test_pair_grid_grad_equals_autograd(name, data, responses):
     logp = torch.log_softmax(torch.tensor(rng.normal(size=(3, 2, responses))), dim=-1)
     side = loss_grads.LossGrads(loss, pairs, 3, like=logp)
     assert side.pairs is not None
-    _, expected = autograd_objective(loss, logp, pairs)
+    value, expected = autograd_objective(loss, logp, pairs)
     np.testing.assert_allclose(side.grad(logp).numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
+    # the value from φ on one cell per pair: float64 rounding of two summation orders
+    np.testing.assert_allclose(side.value(logp).numpy(), value.numpy(), rtol=1e-12, atol=1e-14)

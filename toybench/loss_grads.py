@@ -105,6 +105,8 @@ class LossGrads:
         for i, block in enumerate(self.blocks):
             if self.grid is None:
                 out[block] = self.records_value(i, logp[block], *self.fixed[i])
+            elif self.pairs is not None:
+                out[block] = self.pair_grid_value(i, block, logp[block])
             elif self.plain_margin:
                 out[block] = self.margin_grid_value(i, block, logp[block])
             else:
@@ -142,6 +144,18 @@ class LossGrads:
         doubled[..., Y:] = u
         offset = self.pairs.cut("offset", block, self.runs).mul(loss.dphi_pair_sum(scaled))
         return u.sum(-2).sub_(_PairGrid.second(doubled)).add_(offset).mul_(beta)
+
+    def pair_grid_value(self, i, block, logp) -> torch.Tensor:
+        """``margin_grid_value`` with φ once per unordered pair: φ′(z) + φ′(−z) = κ and
+        φ(0) − φ(−0) = 0 give φ(−z) = φ(z) − κ·z, so a pair's two cells hold
+        D_ac·φ(z_ac) + D_ca·φ(z_ca) = S_ac·φ(z_ac) − κ·D_ca·z_ac."""
+        loss, Y = self.losses[i], logp.shape[-1]
+        _, scaled = self.scaled_gaps(i, logp)
+        partners = torch.cat([scaled, scaled], -1).unfold(-1, Y, 1)[..., 1:self.pairs.half + 1, :]
+        z = torch.sub(scaled[..., None, :], partners, out=scaled.new_empty(partners.shape))
+        linear = (z * self.pairs.cut("reverse", block, self.runs)).sum((-3, -2, -1))
+        kappa = torch.as_tensor(loss.dphi_pair_sum(scaled), dtype=z.dtype, device=z.device).reshape(-1)
+        return (loss.phi(z) * self.pairs.cut("weight", block, self.runs)).sum((-3, -2, -1)) - kappa * linear
 
     def margin_grid_value(self, i, block, logp) -> torch.Tensor:
         """Σ_ab D_ab·φ(z_ab) per run (cells without a record have D = 0)."""
@@ -281,10 +295,12 @@ class _PairGrid:
     column a holds the pair {a, a + d mod Y} (each pair once; for even Y the row d = Y/2 holds each
     pair twice, at half weight). ``weight`` ``[1 or B, P, H, Y]``: S = D + Dᵀ on that layout;
     ``offset`` ``[1 or B, P, Y]``: c_a = Σ_d S_{a−d,a} − Σ_c D_ca, so that κ·c_a collects the
-    constant parts of the cells where a is the second response and of −κ·D_ca."""
+    constant parts of the cells where a is the second response and of −κ·D_ca; ``reverse``
+    ``[1 or B, P, H, Y]``: D_{a+d,a}, the weight of each pair's other orientation (for the value)."""
 
     weight: torch.Tensor
     offset: torch.Tensor
+    reverse: torch.Tensor
     half: int
 
     @classmethod
@@ -293,10 +309,11 @@ class _PairGrid:
         half = Y // 2
         first = torch.arange(Y, device=table.device).expand(half, Y)
         second = (first + torch.arange(1, half + 1, device=table.device)[:, None]) % Y
-        weight = (table + table.transpose(-1, -2))[..., first, second]
+        weight, reverse = (table + table.transpose(-1, -2))[..., first, second], table[..., second, first]
         if Y % 2 == 0:
             weight[..., -1, :] *= 0.5
-        return cls(weight, cls.second(torch.cat([weight, weight], -1)) - table.sum(-2), half)
+            reverse[..., -1, :] *= 0.5
+        return cls(weight, cls.second(torch.cat([weight, weight], -1)) - table.sum(-2), reverse, half)
 
     @staticmethod
     def second(doubled: torch.Tensor) -> torch.Tensor:
