@@ -96,7 +96,8 @@ def bytes_per_run(key: dict, dtype: str) -> int:
     and, for per-run records, their constant inputs (3 per record, training dtype); for sampled data the records and the
     draws they are built from (96 bytes per record; as much per mini-batch draw, an estimate not yet checked against a measured peak) and, on the grid path, their [P, Y, Y] grid
     (float64 while built, the training dtype, float32 counts, a mask and a float64 scatter buffer:
-    25 bytes per cell). Measured peaks (P=8, Y=32, 1,000 runs; population, 200, 2,000 and 5,000 records; DPO, IPO, KTO)
+    25 bytes per cell, plus 2 in the training dtype for the unordered-pair tables of DPO-like losses, an
+    estimate not yet checked against a measured peak). Measured peaks (P=8, Y=32, 1,000 runs; population, 200, 2,000 and 5,000 records; DPO, IPO, KTO)
     were 0.5–1.0 of the estimate (most conservative for large sampled data sets)."""
     from ..losses import make
     P, Y, n = key["prompts"], key["responses"], key["samples"]
@@ -108,7 +109,7 @@ def bytes_per_run(key: dict, dtype: str) -> int:
     if not grid:
         per_run += (24 if population else 3 * width + 24) * records
     if not population:
-        per_run += 96 * n + (25 * P * Y * Y if grid else 0)
+        per_run += 96 * n + ((25 + 2 * width) * P * Y * Y if grid else 0)
     if key["batch_size"] != BATCH_FULL:
         per_run += 96 * key["batch_size"]
     return int(HEADROOM * per_run)
