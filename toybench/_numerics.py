@@ -83,6 +83,37 @@ def flat_index(prompt: torch.Tensor, response: torch.Tensor, responses: int) -> 
     return prompt * responses + response
 
 
+# ------------------------------------------------------------------------------ counter-based random numbers
+_SPLITMIX = tuple(c - (1 << 64) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+"""SplitMix64's increment and multipliers as signed int64 (Steele, Lea, Flood, "Fast splittable
+pseudorandom number generators", OOPSLA 2014; the constants of Vigna's splitmix64.c)."""
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic, so mask the copied sign bits)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's output function of state ``x`` + increment, on int64 tensors (arithmetic mod
+    2^64 as two's-complement wrap-around, so the same bits on every device)."""
+    increment, first, second = _SPLITMIX
+    z = x + increment
+    z = (z ^ _shift_right(z, 30)) * first
+    z = (z ^ _shift_right(z, 27)) * second
+    return z ^ _shift_right(z, 31)
+
+
+def counter_uniform(seeds: torch.Tensor, step: int, count: int) -> torch.Tensor:
+    """Uniform draws in [0, 1) ``[B, count]`` float64: draw j of run b at ``step`` is the top 53 bits
+    of splitmix64(splitmix64(splitmix64(seed_b) + step) + j) over 2^53. A counter-based generator: each
+    draw is a function of (seed, step, j) alone, so a run's draws do not depend on the other runs of
+    its batch, and one call is one tensor program on ``seeds``' device."""
+    key = splitmix64(splitmix64(seeds.to(torch.int64)) + step)
+    draws = splitmix64(key[:, None] + torch.arange(count, device=seeds.device))
+    return _shift_right(draws, 11).to(torch.float64) * 2.0**-53
+
+
 # ------------------------------------------------------------------------------ bisection
 def bisect(increasing, lo: torch.Tensor, hi: torch.Tensor, steps: int = BISECTION_STEPS) -> torch.Tensor:
     """Elementwise root of an increasing function with increasing(lo) ≤ 0 ≤ increasing(hi).
