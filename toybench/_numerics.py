@@ -168,4 +168,3 @@ def single_threaded():
             yield
     finally:
         torch.set_num_threads(threads)
-
