@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from . import metrics
+from ._numerics import one_blas_thread
 from .autoregressive import AutoregressiveTabular, check_normalised
 from .objective import objective
 from .shared_policies import LogLinear
@@ -160,9 +161,10 @@ def fit_one(policy, loss, pairs, max_iter: int = 2000) -> tuple[float, float]:
         return value, grad.numpy()
 
     x = torch.cat([p.detach().reshape(-1) for p in params]).to(torch.float64).numpy()
-    for _ in range(3):        # L-BFGS stops on its tolerances; a fresh memory sometimes gets further
-        x = minimize(fun, x, jac=True, method="L-BFGS-B",
-                     options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 1e-16, "maxcor": 50}).x
+    with one_blas_thread():
+        for _ in range(3):        # L-BFGS stops on its tolerances; a fresh memory sometimes gets further
+            x = minimize(fun, x, jac=True, method="L-BFGS-B",
+                         options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 1e-16, "maxcor": 50}).x
     load(x)
     value, grad = _value_and_grad(policy, loss, pairs, params)
     return value, grad.norm().item()

@@ -222,7 +222,14 @@ class LossGrads:
 
     def records_grad(self, i, logp, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
         """∂L/∂log π ``[b, P, Y]`` from the record list: per-record derivatives scattered back
-        (``index_add_`` of whole rows for shared records, ``scatter_add_`` for per-run ones)."""
+        (``index_add_`` of whole rows for shared records, ``scatter_add_`` for per-run ones).
+
+        The chosen and the rejected derivatives are summed in separate tables and added last, as
+        autograd's two gather backwards do: then a record's ±d cancel exactly against its mirror
+        (y_w, y_l swapped) on the CPU, where the sums run in record order. One shared table would
+        leave a rounding residue in Σ_y ∂L/∂log π_y that the softmax Jacobian hands to responses in
+        no record, and Adam turns a float32 residue above its ε into a full step
+        (docs/conventions.md, "Adam and rounding")."""
         inputs, table = self.gathered(logp, inputs, chosen_idx, rejected_idx)
         state = {}
         if self.states[i] is not None:
@@ -231,12 +238,12 @@ class LossGrads:
         chosen_grad, rejected_grad = self.losses[i].input_grads(**inputs, **state)
         b = logp.shape[0]
         chosen_grad, rejected_grad = (weight * chosen_grad).expand(b, -1), (weight * rejected_grad).expand(b, -1)
-        dlogp = torch.zeros_like(table)
+        dlogp, rejected_part = torch.zeros_like(table), torch.zeros_like(table)
         if chosen_idx.shape[0] == 1:
-            dlogp.index_add_(0, chosen_idx[0], chosen_grad.T).index_add_(0, rejected_idx[0], rejected_grad.T)
-            dlogp = dlogp.T
+            dlogp.index_add_(0, chosen_idx[0], chosen_grad.T)
+            dlogp = dlogp.add_(rejected_part.index_add_(0, rejected_idx[0], rejected_grad.T)).T
         else:
-            dlogp.scatter_add_(1, chosen_idx, chosen_grad).scatter_add_(1, rejected_idx, rejected_grad)
+            dlogp.scatter_add_(1, chosen_idx, chosen_grad).add_(rejected_part.scatter_add_(1, rejected_idx, rejected_grad))
         return dlogp.reshape(logp.shape)
 
     def records_value(self, i, logp, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:

@@ -68,8 +68,8 @@ def dpo_d1_deterministic() -> float:
        assumptions="D3 printed as {(a,b), (b,a)} (ambiguous: D3_resolved is the reproduction target): θ_c gets no "
                    "gradient and θ_a + θ_b stays 0, so π_a·π_b = π_c² and π_c ≤ 1/3 throughout and the printed set "
                    "cannot show the described effect. IPO, mini-batch 9, Adam lr 0.01, 400 steps, 10 seeds × "
-                   "τ ∈ {0.1, 0.5, 1, 2}; float64 training (in float32, Adam amplifies the rounding residue of θ_c's zero "
-                   "gradient and π_c drifts to 0.23 within 400 steps: an optimiser artefact, not the data). Tolerance: "
+                   "τ ∈ {0.1, 0.5, 1, 2}; float64 training (Adam turns a rounding residue of θ_c's zero gradient above its ε into a full "
+                   "step; docs/conventions.md, 'Adam and rounding'). Tolerance: "
                    "Adam moves θ_c by ≤ lr·steps·(residue/1e-8) with a float64 residue ≲ 1e-15, i.e. ≤ 4e-7",
        tolerance=1e-6)
 def d3_printed_nothing_moves() -> float:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._numerics import one_blas_thread
 from ..autoregressive import AutoregressiveTabular
 from ..losses.base import Loss
 from ..objective import record_inputs
@@ -104,8 +105,9 @@ def solve(loss, pairs, *, restarts: int = 8, seed: int = 0, tol: float = 1e-10, 
     runs = loss_runs or pair_runs
     batched = loss_runs is not None or pair_runs > 1
     options = dict(restarts=restarts, seed=seed, tol=float(tol), max_iter=max_iter)
-    found = [_solve_run(_run_loss(loss, b), _run_pairs(pairs, b), f"run {b}, " if batched else "", options)
-             for b in range(runs)]
+    with one_blas_thread():
+        found = [_solve_run(_run_loss(loss, b), _run_pairs(pairs, b), f"run {b}, " if batched else "", options)
+                 for b in range(runs)]
     return _assemble(found, batched)
 
 
