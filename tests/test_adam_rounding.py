@@ -57,7 +57,7 @@ def test_train_keeps_an_unrecorded_logit_exactly_like_torch_adam(dtype):
         train(policy, loss, pairs, steps=STEPS, optimizer="adam", lr=LR, batch_size=9, seed=0, log_every=STEPS)
         # torch.optim.Adam on autograd gradients of the same mini-batches (train's sampler, same seed)
         logits = start.clone().requires_grad_(True)
-        adam, sampler = torch.optim.Adam([logits], lr=LR), _Sampler(pairs, runs, 9, 0)
+        adam, sampler = torch.optim.Adam([logits], lr=LR), _Sampler(pairs, runs, 9, torch.arange(runs))  # seed=0: runs 0..B-1
         for _ in range(STEPS):
             adam.zero_grad()
             objective(loss, torch.log_softmax(logits, -1), sampler.draw()).sum().backward()
@@ -73,7 +73,7 @@ def test_records_gradient_sums_to_exactly_zero_for_mirrored_records():
     # per-run mini-batches of (a,b) and (b,a) in mixed order: Σ_y ∂L/∂log π_y is 0 in exact
     # arithmetic, and with separate chosen and rejected sums it is 0 in float32 too
     pairs = ipo_bandit.dataset("D3_printed")
-    sampler = _Sampler(pairs, 6, 9, 1)
+    sampler = _Sampler(pairs, 6, 9, torch.arange(1, 7))
     logp = torch.log_softmax(torch.randn(6, 1, 3, generator=torch.Generator().manual_seed(0)), -1)
     grads = LossGrads(make("ipo", beta=0.1), pairs, 6, like=logp)
     shared = ipo_bandit.Pairs.from_records(pairs.problem, [(0, 0, 1), (0, 1, 0), (0, 0, 1), (0, 0, 1), (0, 1, 0)],
