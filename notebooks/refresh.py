@@ -1,8 +1,10 @@
 """Re-execute every teaching notebook in place, refreshing its committed outputs.
 
 Usage (from the repository root): ``python notebooks/refresh.py [NAME ...]`` — all notebooks, or
-only those whose file names are given. Each runs top to bottom in a fresh kernel (nbclient) with
-the Agg backend; a failing notebook is reported and left unchanged.
+only those given, each a file name in notebooks/ or a path to a notebook elsewhere. Each runs top
+to bottom in a fresh kernel (nbclient) with the Agg backend, in its own folder; a failing
+notebook is reported and left unchanged. Exit status 0, 1 when a notebook failed, 2 for an unknown
+name.
 """
 import os
 import pathlib
@@ -16,16 +18,24 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 def refresh(path: pathlib.Path) -> None:
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
     nbformat.write(notebook, path)
+
+
+def _locate(name: str) -> pathlib.Path:
+    """A notebook in notebooks/ by file name, else ``name`` as a path."""
+    inside = HERE / name
+    return inside if inside.is_file() else pathlib.Path(name).resolve()
 
 
 def main(names) -> int:
     os.environ["MPLBACKEND"] = "Agg"
-    paths = [HERE / name for name in names] if names else sorted(HERE.glob("*.ipynb"))
-    missing = [str(p.name) for p in paths if not p.is_file()]
+    paths = [_locate(name) for name in names] if names else sorted(HERE.glob("*.ipynb"))
+    missing = [name for name, path in zip(names, paths, strict=False) if not path.is_file()]   # names may be empty
     if missing:
-        print(f"refresh: unknown notebook(s) {', '.join(missing)}; have {', '.join(p.name for p in sorted(HERE.glob('*.ipynb')))}",
+        print(f"refresh: unknown notebook(s) {', '.join(missing)}; have {', '.join(p.name for p in sorted(HERE.glob('*.ipynb')))} "
+              "(or give a path to a notebook)",
               file=sys.stderr)
         return 2
     failed = 0

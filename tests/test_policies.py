@@ -48,6 +48,26 @@ def test_vjp_is_the_softmax_jacobian_transpose():
     assert not got.requires_grad
 
 
+def test_vjp_reuses_the_forward_table_only_while_the_logits_are_unchanged():
+    """A step's ``logp()`` is reused by ``vjp``; after an update (or an edit of that table) it is not."""
+    prob = tb.Problem.random(tb.FlatSpace(4), prompts=2, seed=0)
+    rng = np.random.default_rng(0)
+    dlogp = torch.tensor(rng.normal(size=(2, 2, 4)))
+    policy = Tabular(prob, runs=2, dtype=torch.float64)
+    with torch.no_grad():
+        table = policy.logp()
+        policy.logits.add_(torch.tensor(rng.normal(size=(2, 2, 4))))     # an optimiser step
+    (after_step,) = policy.vjp(dlogp)
+    with torch.no_grad():
+        policy.logp().add_(1.0)                                          # a caller edits the table
+    (after_edit,) = policy.vjp(dlogp)
+    for got in (after_step, after_edit):
+        pi = torch.softmax(policy.logits.detach(), -1)
+        expected = dlogp - pi * dlogp.sum(-1, keepdim=True)              # Jᵀ·g at the current logits
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)
+    assert not torch.allclose(torch.softmax(table, -1), torch.softmax(policy.logits.detach(), -1))
+
+
 class LogLinear(Policy):
     """Test-only: log π(y|x) = log_softmax_y(θ_b · φ(x, y)) with fixed features φ ``[P, Y, D]``."""
 

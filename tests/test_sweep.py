@@ -74,6 +74,13 @@ def write(tmp_path, text=SPEC, name="spec.toml") -> Path:
     ("[metrics]\nrecord = ['kl', 'entropy']\n[losses.dpo]\n", ["metrics.record", "kl_to_target"]),
     ("[data]\nseeds = [1, 1]\n[losses.dpo]\n", ["data.seeds", "twice"]),
     ("[losses.dpo\n", ["not valid TOML"]),
+    ("[train]\nlog_every = [4, 0]\n[losses.dpo]\n", ["train.log_every=0", "integer >= 1"]),
+    ("[train]\nbatch_size = 0\n[losses.dpo]\n", ["train.batch_size=0", '"full"', "records per step"]),
+    ("[train]\nbatch_size = ['full', 'half']\n[losses.dpo]\n", ["train.batch_size='half'", '"full"']),
+    ("[policy]\nclass = ['tabular', 'mlp']\n[losses.dpo]\n", ["policy.class='mlp'", "tabular"]),
+    ("[problem]\nfamily = ['random', 'e2']\n[losses.dpo]\n", ["problem.family='e2'", "random", "e1"]),
+    ("[problem]\nfamily = ['random', 'e1']\nlengths = 'random'\n[losses.dpo]\n", ["problem.lengths", "e1"]),
+    ("[problem]\nfamily = []\n[losses.dpo]\n", ["problem.family", "empty grid"]),
 ])
 def test_bad_specs_fail_naming_the_key_and_the_allowed_values(text, words):
     with pytest.raises(ValueError) as err:
@@ -132,6 +139,21 @@ def test_runs_stacks_and_chunks():
     # population data share records: one stack per noise rate and loss
     assert len(population.chunks) == 4 and population.runs == 24
     assert all(len({r["noise"] for r in c.runs}) == 1 for c in population.chunks)
+    ids = [r["run_id"] for c in the_plan.chunks for r in c.runs]
+    assert len(set(ids)) == len(ids)
+
+
+def test_grids_over_family_policy_class_log_every_and_batch_size_split_stacks():
+    text = SPEC.replace('family = "random"', 'family = ["random", "e1"]').replace(
+        "log_every = 4", "log_every = [4, 6]\nbatch_size = ['full', 5]").replace(
+        "[data]", '[policy]\nclass = ["tabular"]\n[data]')
+    the_plan = sweep.plan(sweep.parse_spec(text))
+    keys = {(c.key["family"], c.key["prompts"], c.key["responses"], c.key["log_every"], c.key["batch_size"])
+            for c in the_plan.chunks}
+    # e1 cells take P=1, Y=4 whatever the random problem's grids say; "full" is written 0
+    assert keys == {(family, prompts, 4, every, batch) for family, prompts in (("random", 2), ("e1", 1))
+                    for every in (4, 6) for batch in (0, 5)}
+    assert the_plan.runs == 24 * 8 and len(the_plan.chunks) == 2 * 8
     ids = [r["run_id"] for c in the_plan.chunks for r in c.runs]
     assert len(set(ids)) == len(ids)
 
@@ -291,6 +313,46 @@ def test_shards_merge_to_the_same_numbers_as_one_pass(tmp_path):
                      "--max-memory", budget]) == 0
     assert main(["sweep", "merge", str(tmp_path / "merged"), *(str(tmp_path / f"s{i}") for i in (1, 2, 3))]) == 0
     same_numbers(tmp_path / "whole", tmp_path / "merged")
+
+
+MINIBATCH = SPEC.replace("log_every = 4", "log_every = 4\nbatch_size = [3, 7]").replace(
+    "samples = 40", 'samples = ["population", 40]')
+
+
+def test_minibatch_sweeps_shard_bit_for_bit_and_rechunk_to_rounding(tmp_path):
+    """Mini-batch draws are keyed by each run's seed (the same records in any chunk: see
+    tests/test_counter_rng.py), so sharding changes no bit, and a different ``--max-memory`` only
+    the float32 rounding: torch's CPU kernels round vectorised elements and a tensor's scalar tail
+    differently (e.g. ``sigmoid``), and which elements form the tail depends on the chunk size."""
+    the_plan = sweep.plan(sweep.parse_spec(MINIBATCH))
+    small = BASE_BYTES + 2 * max(the_plan.bytes_per_run.values()) + 1
+    assert max(len(c.runs) for c in the_plan.chunks) == 16
+    assert max(len(c.runs) for c in sweep.plan(sweep.parse_spec(MINIBATCH), max_memory=small).chunks) == 2
+    driver.run_sweep(MINIBATCH, tmp_path / "whole", log=quiet)
+    for i in (1, 2):
+        driver.run_sweep(MINIBATCH, tmp_path / "shared", shard_of=f"{i}/2", log=quiet, consolidate=False)
+    assert main(["sweep", "merge", str(tmp_path / "shared")]) == 0
+    same_numbers(tmp_path / "whole", tmp_path / "shared")
+    driver.run_sweep(MINIBATCH, tmp_path / "small", max_memory=small, log=quiet)
+    whole, small_runs = (sweep.read_results(tmp_path / name)[0].sort_values("run_id").reset_index(drop=True)
+                         for name in ("whole", "small"))
+    assert whole.run_id.tolist() == small_runs.run_id.tolist()
+    # float32 (eps 1.2e-7) through 12 Adam steps of O(1) quantities: 1e-5 relative is ~100 eps
+    for name in METRICS:
+        np.testing.assert_allclose(small_runs[name], whole[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_a_minibatch_row_matches_its_run_trained_alone(tmp_path):
+    driver.run_sweep(MINIBATCH.replace('samples = ["population", 40]', "samples = 40"), tmp_path / "out", log=quiet)
+    runs, _ = sweep.read_results(tmp_path / "out")
+    assert sorted(set(runs.batch_size)) == [3, 7]
+    for _, row in runs.iloc[::5].iterrows():
+        prob = tb.Problem.random(tb.FlatSpace(4), prompts=2, seed=3, pair_dist="uniform")
+        pairs = tb.sample_pairs(prob, 40, noise=row["noise"], seed=int(row["seed"]))
+        alone = tb.train(tb.Tabular(prob), tb.losses.make(row["loss"], beta=row["hp_beta"]), pairs, steps=12,
+                         lr=row["lr"], log_every=4, batch_size=int(row["batch_size"]), seed=int(row["seed"]))
+        # the same float32 program on one run (float32 eps ~1e-7, 12 steps)
+        assert math.isclose(row["kl_to_ref"], float(alone.final["kl_to_ref"][0]), rel_tol=1e-4, abs_tol=1e-6)
 
 
 def test_rerun_skips_finished_runs(tmp_path):

@@ -320,7 +320,7 @@ def test_adam_matches_torch_optim_adam_loop():
 
 
 # ------------------------------------------------------------------------ batched == one at a time
-@pytest.mark.parametrize("data", ["per_run_samples", "shared_population", "minibatch_alone"])
+@pytest.mark.parametrize("data", ["per_run_samples", "shared_population", "minibatch"])
 def test_batched_runs_equal_the_same_runs_trained_alone(monkeypatch, data):
     monkeypatch.setattr(loss_grads, "RUN_BLOCK", 3)   # blocks of 3 and 1 runs
     prob = tb.Problem.random(tb.FlatSpace(5), prompts=2, seed=9)
@@ -330,15 +330,15 @@ def test_batched_runs_equal_the_same_runs_trained_alone(monkeypatch, data):
                                                                             for s in seeds]
     else:
         batched_data, alone_data = tb.population(prob), [tb.population(prob)] * 4
-    batch_size = 16 if data == "minibatch_alone" else None
-    runs = 1 if batch_size else 4   # mini-batch draws depend on B, so there B = 1 in both
+    batch_size = 16 if data == "minibatch" else None
+    runs = 4
     batched = Tabular(prob, runs=runs)
-    history = train(batched, tb.losses.make("dpo", beta=torch.tensor(betas[:runs])), batched_data, steps=60,
-                    lr=torch.tensor(lrs[:runs]), log_every=20, batch_size=batch_size)
+    history = train(batched, tb.losses.make("dpo", beta=torch.tensor(betas)), batched_data, steps=60,
+                    lr=torch.tensor(lrs), log_every=20, batch_size=batch_size, seed=seeds)
     for b in range(runs):
         alone = Tabular(prob)
         alone_history = train(alone, tb.losses.make("dpo", beta=betas[b]), alone_data[b], steps=60, lr=lrs[b],
-                              log_every=20, batch_size=batch_size)
+                              log_every=20, batch_size=batch_size, seed=seeds[b])
         # float32 rounding: the same elementwise operations on a different block shape
         np.testing.assert_allclose(batched.logp().detach().numpy()[b], alone.logp().detach().numpy()[0],
                                    rtol=0, atol=1e-5)
@@ -529,6 +529,7 @@ def _setup(runs=2):
     (dict(steps=2.0), "steps must be an int"),
     (dict(steps=True), "steps must be an int"),
     (dict(seed="0"), "seed must be an int"),
+    (dict(seed=[1, 2, 3]), "seed must be an int or 2 ints"),
     (dict(optimizer="rmsprop"), r"optimizer='rmsprop' is not allowed; use one of \['adam', 'sgd'\]"),
     (dict(lr=0.0), "lr > 0"),
     (dict(lr=-1.0), "lr > 0"),

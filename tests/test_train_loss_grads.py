@@ -77,3 +77,53 @@ def test_value_changes_no_state():
     first = side.value(logp)
     assert all(torch.equal(before[key], side.states[0][key]) for key in before)
     assert torch.equal(first, side.value(logp))
+
+
+PAIR_SUM_LOSSES = [n for n in FLAT_LOSSES if tb.losses.make(n).plain_margin
+                   and tb.losses.make(n).dphi_pair_sum(torch.zeros(1, 1)) is not None]
+
+
+@pytest.mark.parametrize("name", PAIR_SUM_LOSSES)
+def test_dphi_pair_sum_declaration(name):
+    """φ′(z) + φ′(−z) = κ on random z (per-run hyperparameters), and ``dphi_`` equals ``dphi``."""
+    runs = 3
+    beta = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64)
+    hypers = {"beta": beta, **({"eps": torch.tensor([0.05, 0.2, 0.4], dtype=torch.float64)}
+                               if "eps" in tb.losses.fields(name) else {})}
+    loss = tb.losses.make(name, **hypers)
+    z = torch.randn(runs, 50, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 4
+    kappa = torch.as_tensor(loss.dphi_pair_sum(z), dtype=torch.float64).expand(runs, 50)
+    np.testing.assert_allclose((loss.dphi(z) + loss.dphi(-z)).numpy(), kappa.numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(loss.dphi_(z.clone()).numpy(), loss.dphi(z).numpy(), rtol=1e-15, atol=1e-15)
+
+
+def test_dphi_pair_sums_by_hand():
+    """κ derived by hand: DPO −σ(−z) − σ(z) = −1; cDPO 2ε − 1; rDPO −1/(1 − 2ε); IPO 2·φ′(0) = −2/β²."""
+    like = torch.zeros(1, 1)
+    assert tb.losses.make("dpo").dphi_pair_sum(like) == -1.0
+    assert tb.losses.make("cdpo", eps=0.2).dphi_pair_sum(like) == pytest.approx(-0.6, abs=1e-15)
+    assert tb.losses.make("rdpo", eps=0.2).dphi_pair_sum(like) == pytest.approx(-1 / 0.6, abs=1e-15)
+    assert tb.losses.make("ipo", beta=0.5).dphi_pair_sum(like) == pytest.approx(-8.0, abs=1e-15)
+    assert {"dpo", "cdpo", "rdpo", "ipo"} <= set(PAIR_SUM_LOSSES)
+
+
+@pytest.mark.parametrize("responses", [2, 3, 6, 7])
+@pytest.mark.parametrize("data", ["population", "per_run_sample"])
+@pytest.mark.parametrize("name", ["dpo", "cdpo", "ipo", "rdpo"])
+def test_pair_grid_grad_and_value_equal_autograd(name, data, responses):
+    """The once-per-unordered-pair gradient and value (odd and even Y: the d = Y/2 row counts each pair twice)
+    on the full objective, per-run hyperparameters, shared and per-run cell weights."""
+    prob = tb.Problem.random(tb.FlatSpace(responses), prompts=2, seed=5)
+    rng = np.random.default_rng(3)
+    hypers = {"beta": torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)}
+    if name in ("cdpo", "rdpo"):
+        hypers["eps"] = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    loss = tb.losses.make(name, **hypers)
+    pairs = tb.population(prob, 0.1) if data == "population" else tb.sample_pairs(prob, n=300, seed=[1, 2, 3])
+    logp = torch.log_softmax(torch.tensor(rng.normal(size=(3, 2, responses))), dim=-1)
+    side = loss_grads.LossGrads(loss, pairs, 3, like=logp)
+    assert side.pairs is not None
+    value, expected = autograd_objective(loss, logp, pairs)
+    np.testing.assert_allclose(side.grad(logp).numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
+    # the value from φ on one cell per pair: float64 rounding of two summation orders
+    np.testing.assert_allclose(side.value(logp).numpy(), value.numpy(), rtol=1e-12, atol=1e-14)

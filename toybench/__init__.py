@@ -6,7 +6,7 @@ optimum and KL is an exact sum. See README.md and docs/ for the concepts.
 from . import claims, losses, metrics, optima, procedures, rankings
 from .autoregressive import AutoregressiveTabular
 from .comparison import compare
-from .fit_best import FitResult, fit_best
+from .fit_best import FitResult, SimplexGap, fit_best, loglinear_residual
 from .pairs import Pairs, population, sample_pairs
 from .policies import Tabular
 from .problem import Problem
@@ -20,5 +20,5 @@ __version__ = "0.1.0"
 
 __all__ = ["FlatSpace", "SequenceSpace", "Problem", "Pairs", "population", "sample_pairs", "solve", "Solution",
            "NoFiniteMinimum", "SolveFailed", "Tabular", "AutoregressiveTabular", "LogLinear", "MLP", "TinyTransformer",
-           "fit_best", "FitResult", "train", "History", "losses", "optima", "claims", "metrics", "compare",
+           "fit_best", "FitResult", "SimplexGap", "loglinear_residual", "train", "History", "losses", "optima", "claims", "metrics", "compare",
            "procedures", "rankings"]

@@ -5,6 +5,8 @@ leading axes and follows the dtype and device of its inputs.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 
 import torch
@@ -57,7 +59,8 @@ def exp_difference(x: torch.Tensor, y: torch.Tensor, log_scale=0.0, cap=math.inf
     log_scale = torch.as_tensor(log_scale, dtype=x.dtype, device=x.device)
     tied = x == y
     x_apart, y_apart = torch.where(tied, 0.0, x), torch.where(tied, -1.0, y)
-    log_size = log_scale + torch.maximum(x_apart, y_apart) + log1mexp(-(x_apart - y_apart).abs())
+    gap = x_apart - y_apart     # |gap| as a where: abs's double backward imports torch._dynamo (seconds)
+    log_size = log_scale + torch.maximum(x_apart, y_apart) + log1mexp(-torch.where(gap > 0, gap, -gap))
     limit = torch.log(torch.as_tensor(cap, dtype=x.dtype, device=x.device))
     log_size = torch.where(x_apart > y_apart, torch.minimum(log_size, limit), log_size)
     apart = torch.sign(x_apart - y_apart) * log_size.exp()
@@ -81,6 +84,37 @@ def run_axis(value, name: str = "value", ndim: int = 3) -> torch.Tensor:
 def flat_index(prompt: torch.Tensor, response: torch.Tensor, responses: int) -> torch.Tensor:
     """Index of (prompt, response) in a ``[..., P·Y]`` flattened table: prompt·Y + response."""
     return prompt * responses + response
+
+
+# ------------------------------------------------------------------------------ counter-based random numbers
+_SPLITMIX = tuple(c - (1 << 64) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+"""SplitMix64's increment and multipliers as signed int64 (Steele, Lea, Flood, "Fast splittable
+pseudorandom number generators", OOPSLA 2014; the constants of Vigna's splitmix64.c)."""
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic, so mask the copied sign bits)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's output function of state ``x`` + increment, on int64 tensors (arithmetic mod
+    2^64 as two's-complement wrap-around, so the same bits on every device)."""
+    increment, first, second = _SPLITMIX
+    z = x + increment
+    z = (z ^ _shift_right(z, 30)) * first
+    z = (z ^ _shift_right(z, 27)) * second
+    return z ^ _shift_right(z, 31)
+
+
+def counter_uniform(seeds: torch.Tensor, step: int, count: int) -> torch.Tensor:
+    """Uniform draws in [0, 1) ``[B, count]`` float64: draw j of run b at ``step`` is the top 53 bits
+    of splitmix64(splitmix64(splitmix64(seed_b) + step) + j) over 2^53. A counter-based generator: each
+    draw is a function of (seed, step, j) alone, so a run's draws do not depend on the other runs of
+    its batch, and one call is one tensor program on ``seeds``' device."""
+    key = splitmix64(splitmix64(seeds.to(torch.int64)) + step)
+    draws = splitmix64(key[:, None] + torch.arange(count, device=seeds.device))
+    return _shift_right(draws, 11).to(torch.float64) * 2.0**-53
 
 
 # ------------------------------------------------------------------------------ bisection
@@ -134,3 +168,34 @@ def component_normalised(ref_logp: torch.Tensor, labels: torch.Tensor, logp_of, 
         return logp_of(bisect(excess, low, high))
 
     return per_component(ref_logp, labels, solve)
+
+
+# ------------------------------------------------------------------------------ threads
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController  # after SciPy is loaded, so its OpenBLAS is seen
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Context manager: the BLAS libraries loaded so far (NumPy's and SciPy's OpenBLAS) use one
+    thread inside it. SciPy's optimisers here work on a few dozen numbers, where each BLAS call
+    that wakes OpenBLAS's threads costs far more than it computes: on 2 contended cores an L-BFGS-B
+    run on 4 logits took ~0.5 s instead of a few ms (measured here). Only the time changes."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Context manager: torch's intra-op threads and BLAS (``one_blas_thread``) at one thread inside,
+    torch's previous thread count restored after. For tensor programs of a few thousand numbers
+    (claims, toy experiments), where threads cannot help and, on contended cores, a parallel
+    region waits for a descheduled worker: a [5, 4, 16]·[5, 16, 64] ``baddbmm`` took ~16 ms with
+    2 threads and 64 µs with one (torch 2.13, OpenMP, 2 loaded cores; measured here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with one_blas_thread():
+            yield
+    finally:
+        torch.set_num_threads(threads)

@@ -15,7 +15,11 @@ below are pure functions of those snapshots, so every number is an exact sum ove
   so d/dt ln π(y) = c·⟨φ_y − φ̄, φ_w − φ_l⟩ with φ̄ = Σ_y π(y)φ_y: a negative rate for y = w is
   likelihood displacement of the chosen response.
 - ``razin_construction``: the three-response instance where DPO lowers the chosen response from
-  its first step (φ_w = (1, 0.1), φ_l = (1, −0.1), φ_z = (0, 1), base log(0.6, 0.3, 0.1), h = 0).
+  its first step (φ_w = (1, 0.1), φ_l = (1, −0.1), φ_z = (0, 1), base log(0.6, 0.3, 0.1), h = 0);
+  any registered loss can be trained on it (the regularisers DPOP, RPO and Flex-DPO, say).
+- ``probability_gradients``: ∂L/∂π(y_w) and ∂L/∂π(y_l) of a per-record loss, treating the two
+  probabilities as free variables (the "probability-space" view of Yan et al., arXiv 2406.07327,
+  which ignores the softmax Jacobian); for DPO their ratio is −π_w/π_l.
 - ``ches``: the CHES score of Razin et al. (Thm. 3) for a ``TinyTransformer``, per record:
   ⟨Σ_k h(y⁺_{<k}), Σ_k h(y⁻_{<k})⟩ − ‖Σ_k h(y⁺_{<k})‖², h the final state of each step's context
   (steps whose EOS is forced have no state and add 0); large values predict a falling chosen response.
@@ -99,14 +103,35 @@ def logit_rates(features: torch.Tensor, logp: torch.Tensor, chosen: int, rejecte
     return centred @ (features[chosen] - features[rejected])
 
 
-def razin_construction(dtype=torch.float64, runs: int = 1):
-    """(policy, loss, pairs): LogLinear over 3 responses, φ = ((1, 0.1), (1, −0.1), (0, 1)), base logits
-    log(0.6, 0.3, 0.1) = log π_ref, hidden h = 0, one record 0 ≻ 1, DPO β = 1."""
+def razin_construction(dtype=torch.float64, runs: int = 1, loss=None):
+    """(policy, loss, pairs): LogLinear over 3 one-token responses (lengths 1, for length-aware
+    losses), φ = ((1, 0.1), (1, −0.1), (0, 1)), base logits log(0.6, 0.3, 0.1) = log π_ref, hidden
+    h = 0, one record 0 ≻ 1; ``loss`` default DPO β = 1."""
     base = torch.tensor([[0.6, 0.3, 0.1]], dtype=torch.float64).log()
-    prob = Problem(FlatSpace(3), base, reward=torch.zeros(1, 3, dtype=torch.float64))
+    prob = Problem(FlatSpace(3, lengths=[1.0, 1.0, 1.0]), base, reward=torch.zeros(1, 3, dtype=torch.float64))
     features = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]], dtype=torch.float64)
     policy = LogLinear(prob, features, runs=runs, dtype=dtype)
-    return policy, make("dpo", beta=1.0), Pairs.from_records(prob, [(0, 0, 1)])
+    return policy, make("dpo", beta=1.0) if loss is None else loss, Pairs.from_records(prob, [(0, 0, 1)])
+
+
+def probability_gradients(loss, chosen_prob, rejected_prob, ref_chosen_logp=None, ref_rejected_logp=None,
+                          **inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂L/∂π_w, ∂L/∂π_l) ``[B, N]`` of ``loss``'s per-record value at probabilities ``chosen_prob``,
+    ``rejected_prob`` in (0, 1] (``[B, N]``; log-probs are their logs, references default 0), by
+    autograd with the two probabilities as independent variables. ``inputs``: extra per-record
+    inputs a loss needs (``chosen_len``, ...)."""
+    chosen = torch.as_tensor(chosen_prob, dtype=torch.float64).detach().clone().requires_grad_(True)
+    rejected = torch.as_tensor(rejected_prob, dtype=torch.float64).detach().clone().requires_grad_(True)
+    if chosen.ndim != 2 or chosen.shape != rejected.shape:
+        raise ValueError(f"chosen_prob and rejected_prob must be [B, N] of one shape, got {tuple(chosen.shape)} "
+                         f"and {tuple(rejected.shape)}")
+    if not bool(((chosen > 0) & (chosen <= 1) & (rejected > 0) & (rejected <= 1)).all()):
+        raise ValueError("chosen_prob and rejected_prob must be probabilities in (0, 1]")
+    zeros = torch.zeros_like(chosen)
+    refs = [zeros if ref is None else torch.as_tensor(ref, dtype=torch.float64, device=zeros.device).expand_as(zeros)
+            for ref in (ref_chosen_logp, ref_rejected_logp)]
+    value = loss(chosen.log(), rejected.log(), *refs, **inputs).sum()
+    return torch.autograd.grad(value, (chosen, rejected))
 
 
 def ches(policy, pairs: Pairs) -> torch.Tensor:

@@ -158,24 +158,43 @@ def _optimiser(fig):
 
 
 @figure("density", "density",
-        "Under Luce labels DPO's optimum is the tempered product π_ref·p*^{1/β}, IPO's is π_ref·exp(p(y≻π_ref)/τ): "
-        "neither is p* (arXiv 2311.14115, 1024 bins).")
+        "Under Luce labels DPO's optimum is π_ref·p*^{1/β}, IPO's π_ref·exp(p(y≻π_ref)/τ): neither is p*; two pooled "
+        "annotators give a non-BT preference P (arXiv 2311.14115; 1024 bins, 256 for the mixture).")
 def _density(fig):
     from .experiments import density as exp
     x = exp.centres(1024).numpy()
     found = exp.targets(1024)
     ref, data = (exp.reference(1024).exp() * 1024 / 20).numpy(), (exp.data_density(1024).exp() * 1024 / 20).numpy()
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, loss, keys in zip(axes, ("dpo", "ipo"), ([k for k in found if k.startswith("dpo")],
-                                                     [k for k in found if k.startswith("ipo")]), strict=True):
+    axes = fig.subplots(1, 4)
+    for ax, loss, keys in zip(axes[:2], ("dpo", "ipo"), ([k for k in found if k.startswith("dpo")],
+                                                         [k for k in found if k.startswith("ipo")]), strict=True):
         ax.plot(x, ref, color=PALETTE["reference"], ls=":", label="π_ref = TN(0, 5)")
         ax.plot(x, data, color=PALETTE["data"], ls="--", label="p* (data density)")
         for key, alpha in zip(keys, (1.0, 0.65, 0.35), strict=True):
             ax.plot(x, (found[key].exp() * 1024 / 20).numpy(), color=PALETTE[loss], alpha=alpha, label=key.upper()[:3] + key[3:])
         ax.set_xlabel("x (dimensionless)")
         ax.set_ylabel("density (per unit x)")
-        ax.set_title(f"{loss.upper()} population optima", fontsize=9)
+        ax.set_title(f"{loss.upper()}, one Luce annotator", fontsize=8)
         _legend(ax)
+    ax = axes[2]
+    image = ax.imshow(torch.sigmoid(exp.mixture_log_odds(256)).numpy(), origin="lower", extent=(-10, 10, -10, 10),
+                      cmap="RdBu_r", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, shrink=0.6, label="P(a ≻ b) (probability)")
+    ax.set_xlabel("b (dimensionless)")
+    ax.set_ylabel("a (dimensionless)")
+    ax.set_title("0.4·Luce(p₁) + 0.6·Luce(p₂)", fontsize=8)
+    ax = axes[3]
+    x, mixed = exp.centres(256).numpy(), exp.mixture_targets(256)
+    ax.plot(x, (exp.mixture_density(256).exp() * 256 / 20).numpy(), color=PALETTE["data"], ls="--",
+            label="0.4·p₁ + 0.6·p₂")
+    for key, alpha in zip(mixed, (1.0, 0.65, 0.35) * 2, strict=True):
+        loss = key[:3]
+        ax.plot(x, (mixed[key].exp() * 256 / 20).numpy(), color=PALETTE[loss], alpha=alpha,
+                label=loss.upper() + key[3:])
+    ax.set_xlabel("x (dimensionless)")
+    ax.set_ylabel("density (per unit x)")
+    ax.set_title("optima, two annotators", fontsize=8)
+    _legend(ax, loc="upper right")
 
 
 @figure("ranking_accuracy", "ranking_accuracy",

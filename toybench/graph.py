@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from ._numerics import per_component
+
 
 def component_labels(adjacency: torch.Tensor) -> torch.Tensor:
     """Undirected connected components of each prompt's graph.
@@ -32,14 +34,11 @@ def spread_free_parts(ref_logp: torch.Tensor, log_ratio: torch.Tensor, labels: t
     """Normalise within components, giving each component its π_ref mass.
 
     ``log_ratio`` ``[..., P, Y]`` is log π/π_ref up to one constant per component (``labels``
-    ``[..., P, Y]`` or ``[P, Y]``); returns log-probs with π(C) = π_ref(C) for every component C
-    and π(y) ∝ π_ref(y)·e^{log_ratio(y)} inside it."""
+    ``[P, Y]``); returns log-probs with π(C) = π_ref(C) for every component C and
+    π(y) ∝ π_ref(y)·e^{log_ratio(y)} inside it."""
     logits = ref_logp + log_ratio
-    labels = labels.expand_as(logits)
-    out = torch.full_like(logits, float("-inf"))
-    for k in range(int(labels.max()) + 1):
-        inside = labels == k
-        ref_mass = torch.logsumexp(torch.where(inside, ref_logp.expand_as(logits), -torch.inf), -1, keepdim=True)
-        norm = torch.logsumexp(torch.where(inside, logits, -torch.inf), -1, keepdim=True)
-        out = torch.where(inside, ref_mass + logits - norm, out)
-    return out
+
+    def inside_component(inside, log_mass):
+        return log_mass + logits - torch.logsumexp(torch.where(inside, logits, -torch.inf), -1, keepdim=True)
+
+    return per_component(ref_logp, labels, inside_component)

@@ -12,8 +12,9 @@ Two layouts of the records:
 - the **cell grid** ``[P, Y, Y]`` of (prompt, chosen, rejected) cells, for full-batch records of
   a stateless loss that fill it (the population does): inputs are broadcast views, the sums are
   row and column sums, no gathers or scatters. A plain margin loss φ(β·Δ) needs only φ′ on the
-  grid (``margin_grid_grad``); any other loss gets its ``input_grads`` per cell
-  (``loss_grid_grad``);
+  grid (``margin_grid_grad``), and only on the Y(Y−1)/2 unordered pairs when φ′(z) + φ′(−z) is
+  a constant κ (``pair_grid_grad``: DPO, IPO, cDPO, rDPO); any other loss gets its
+  ``input_grads`` per cell (``loss_grid_grad``);
 - the **record list**, for mini-batches, stateful losses (batch statistics over records) and
   data sets much smaller than the grid: the inputs that do not change between steps are gathered
   once, each step gathers the policy's log-probs and scatters the derivatives back.
@@ -74,6 +75,8 @@ class LossGrads:
                        for block in self.blocks]
         self.ref = self.problem.ref_logp.to(device=like.device, dtype=like.dtype)
         self.plain_margin = self.grid is not None and _plain_margin(loss)
+        self.pairs = _PairGrid.build(self.grid.weight) \
+            if self.plain_margin and loss.dphi_pair_sum(like) is not None else None
         shared = {}
         self.fixed = None if self.grid else [self.fixed_inputs(i, _pairs_block(pairs, block, runs), shared)
                                              for i, block in enumerate(self.blocks)]
@@ -93,6 +96,8 @@ class LossGrads:
                 out[block] = self.records_grad(i, logp[block], *fixed)
             elif self.grid is None:
                 out[block] = self.records_grad(i, logp[block], *self.fixed[i])
+            elif self.pairs is not None:
+                out[block] = self.pair_grid_grad(i, block, logp[block])
             elif self.plain_margin:
                 out[block] = self.margin_grid_grad(i, block, logp[block])
             else:
@@ -108,6 +113,8 @@ class LossGrads:
         for i, block in enumerate(self.blocks):
             if self.grid is None:
                 out[block] = self.records_value(i, logp[block], *self.fixed[i])
+            elif self.pairs is not None:
+                out[block] = self.pair_grid_value(i, block, logp[block])
             elif self.plain_margin:
                 out[block] = self.margin_grid_value(i, block, logp[block])
             else:
@@ -129,6 +136,34 @@ class LossGrads:
         weighted = self.losses[i].dphi(scaled[..., :, None] - scaled[..., None, :])
         weighted.mul_(self.grid.cut("weight", block, self.runs))
         return (weighted.sum(-1) - weighted.sum(-2)).mul_(beta)
+
+    def pair_grid_grad(self, i, block, logp) -> torch.Tensor:
+        """``margin_grid_grad`` with φ′ evaluated once per unordered pair {a, a + d mod Y},
+        d = 1…⌊Y/2⌋ (``_PairGrid``), for a loss with φ′(z) + φ′(−z) = κ. With S = D + Dᵀ,
+        ∂L/∂g_a = β·Σ_c [S_ac·φ′(z_ac) − κ·D_ca]; a pair's cell for its second response is
+        S·φ′(z_ca) = κ·S − S·φ′(z_ac), so with u[d, a] = S_{a,a+d}·φ′(z_{a,a+d}):
+        ∂L/∂g_a = β·(Σ_d u[d, a] − Σ_d u[d, a − d] + κ·c_a), c the constant ``_PairGrid.offset``."""
+        loss, Y = self.losses[i], logp.shape[-1]
+        beta, scaled = self.scaled_gaps(i, logp)
+        partners = torch.cat([scaled, scaled], -1).unfold(-1, Y, 1)[..., 1:self.pairs.half + 1, :]
+        doubled = scaled.new_empty(*partners.shape[:-1], 2 * Y)          # u twice along a, for the wrap-around
+        u = torch.sub(scaled[..., None, :], partners, out=doubled[..., :Y])
+        torch.mul(loss.dphi_(u), self.pairs.cut("weight", block, self.runs), out=u)
+        doubled[..., Y:] = u
+        offset = self.pairs.cut("offset", block, self.runs).mul(loss.dphi_pair_sum(scaled))
+        return u.sum(-2).sub_(_PairGrid.second(doubled)).add_(offset).mul_(beta)
+
+    def pair_grid_value(self, i, block, logp) -> torch.Tensor:
+        """``margin_grid_value`` with φ once per unordered pair: φ′(z) + φ′(−z) = κ and
+        φ(0) − φ(−0) = 0 give φ(−z) = φ(z) − κ·z, so a pair's two cells hold
+        D_ac·φ(z_ac) + D_ca·φ(z_ca) = S_ac·φ(z_ac) − κ·D_ca·z_ac."""
+        loss, Y = self.losses[i], logp.shape[-1]
+        _, scaled = self.scaled_gaps(i, logp)
+        partners = torch.cat([scaled, scaled], -1).unfold(-1, Y, 1)[..., 1:self.pairs.half + 1, :]
+        z = torch.sub(scaled[..., None, :], partners, out=scaled.new_empty(partners.shape))
+        linear = (z * self.pairs.cut("reverse", block, self.runs)).sum((-3, -2, -1))
+        kappa = torch.as_tensor(loss.dphi_pair_sum(scaled), dtype=z.dtype, device=z.device).reshape(-1)
+        return (loss.phi(z) * self.pairs.cut("weight", block, self.runs)).sum((-3, -2, -1)) - kappa * linear
 
     def margin_grid_value(self, i, block, logp) -> torch.Tensor:
         """Σ_ab D_ab·φ(z_ab) per run (cells without a record have D = 0)."""
@@ -195,7 +230,14 @@ class LossGrads:
 
     def records_grad(self, i, logp, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
         """∂L/∂log π ``[b, P, Y]`` from the record list: per-record derivatives scattered back
-        (``index_add_`` of whole rows for shared records, ``scatter_add_`` for per-run ones)."""
+        (``index_add_`` of whole rows for shared records, ``scatter_add_`` for per-run ones).
+
+        The chosen and the rejected derivatives are summed in separate tables and added last, as
+        autograd's two gather backwards do: then a record's ±d cancel exactly against its mirror
+        (y_w, y_l swapped) on the CPU, where the sums run in record order. One shared table would
+        leave a rounding residue in Σ_y ∂L/∂log π_y that the softmax Jacobian hands to responses in
+        no record, and Adam turns a float32 residue above its ε into a full step
+        (docs/conventions.md, "Adam and rounding")."""
         inputs, table = self.gathered(logp, inputs, chosen_idx, rejected_idx)
         state = {}
         if self.states[i] is not None:
@@ -204,12 +246,12 @@ class LossGrads:
         chosen_grad, rejected_grad = self.losses[i].input_grads(**inputs, **state)
         b = logp.shape[0]
         chosen_grad, rejected_grad = (weight * chosen_grad).expand(b, -1), (weight * rejected_grad).expand(b, -1)
-        dlogp = torch.zeros_like(table)
+        dlogp, rejected_part = torch.zeros_like(table), torch.zeros_like(table)
         if chosen_idx.shape[0] == 1:
-            dlogp.index_add_(0, chosen_idx[0], chosen_grad.T).index_add_(0, rejected_idx[0], rejected_grad.T)
-            dlogp = dlogp.T
+            dlogp.index_add_(0, chosen_idx[0], chosen_grad.T)
+            dlogp = dlogp.add_(rejected_part.index_add_(0, rejected_idx[0], rejected_grad.T)).T
         else:
-            dlogp.scatter_add_(1, chosen_idx, chosen_grad).scatter_add_(1, rejected_idx, rejected_grad)
+            dlogp.scatter_add_(1, chosen_idx, chosen_grad).add_(rejected_part.scatter_add_(1, rejected_idx, rejected_grad))
         return dlogp.reshape(logp.shape)
 
     def records_value(self, i, logp, inputs, chosen_idx, rejected_idx, weight) -> torch.Tensor:
@@ -260,6 +302,46 @@ def _records_major(name: str, value: torch.Tensor, b: int, shared: dict | None) 
     if (name, b) not in shared:
         shared[name, b] = value.expand(b, -1).T.contiguous().T
     return shared[name, b]
+
+
+@dataclass
+class _PairGrid:
+    """The unordered pairs of the ``[P, Y, Y]`` grid in a circulant layout: row d = 1…H = ⌊Y/2⌋,
+    column a holds the pair {a, a + d mod Y} (each pair once; for even Y the row d = Y/2 holds each
+    pair twice, at half weight). ``weight`` ``[1 or B, P, H, Y]``: S = D + Dᵀ on that layout;
+    ``offset`` ``[1 or B, P, Y]``: c_a = Σ_d S_{a−d,a} − Σ_c D_ca, so that κ·c_a collects the
+    constant parts of the cells where a is the second response and of −κ·D_ca; ``reverse``
+    ``[1 or B, P, H, Y]``: D_{a+d,a}, the weight of each pair's other orientation (for the value)."""
+
+    weight: torch.Tensor
+    offset: torch.Tensor
+    reverse: torch.Tensor
+    half: int
+
+    @classmethod
+    def build(cls, table: torch.Tensor):
+        Y = table.shape[-1]
+        half = Y // 2
+        first = torch.arange(Y, device=table.device).expand(half, Y)
+        second = (first + torch.arange(1, half + 1, device=table.device)[:, None]) % Y
+        weight, reverse = (table + table.transpose(-1, -2))[..., first, second], table[..., second, first]
+        if Y % 2 == 0:
+            weight[..., -1, :] *= 0.5
+            reverse[..., -1, :] *= 0.5
+        return cls(weight, cls.second(torch.cat([weight, weight], -1)) - table.sum(-2), reverse, half)
+
+    @staticmethod
+    def second(doubled: torch.Tensor) -> torch.Tensor:
+        """Σ_d u[..., d, (a − d) mod Y] ``[..., Y]`` from ``doubled`` = u ``[..., H, Y]`` written twice
+        along a (``[..., H, 2Y]``, contiguous): each pair's value at its second response, read with a
+        stride of 2Y − 1 over d."""
+        half, Y = doubled.shape[-2], doubled.shape[-1] // 2
+        view = doubled.as_strided((*doubled.shape[:-2], half, Y), (*doubled.stride()[:-2], 2 * Y - 1, 1),
+                                  doubled.storage_offset() + Y - 1)
+        return view.sum(-2)
+
+    def cut(self, name: str, block: slice, runs: int) -> torch.Tensor:
+        return _block_of(getattr(self, name), block, runs)
 
 
 @dataclass

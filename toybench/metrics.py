@@ -47,12 +47,10 @@ def _same_grid(first: torch.Tensor, second: torch.Tensor, names: str) -> None:
     """ValueError unless two tables are ``[..., P, Y]`` with equal P, Y and broadcastable leading axes."""
     problem = (f"{names} must both be [..., P, Y] with the same P, Y and broadcastable leading axes; "
                f"got shapes {tuple(first.shape)} and {tuple(second.shape)}")
-    if second.ndim < 2 or first.shape[-2:] != second.shape[-2:]:
+    # broadcastable leading axes, checked by hand: torch.broadcast_shapes imports sympy (seconds) on first use
+    leading = zip(reversed(first.shape[:-2]), reversed(second.shape[:-2]), strict=False)   # shorter one: implicit 1s
+    if second.ndim < 2 or first.shape[-2:] != second.shape[-2:] or any(1 != a != b != 1 for a, b in leading):
         raise ValueError(problem)
-    try:
-        torch.broadcast_shapes(first.shape[:-2], second.shape[:-2])
-    except RuntimeError as err:
-        raise ValueError(problem) from err
 
 
 def _weights(prompt_weights, P: int, like: torch.Tensor) -> torch.Tensor:

@@ -129,16 +129,23 @@ class Tabular(Policy):
 
     def logp(self) -> torch.Tensor:
         """log_softmax(s) ``[B, P, Y]``."""
-        return log_normalize(self.logits)
+        logp = log_normalize(self.logits)
+        if not logp.requires_grad:      # kept for ``vjp`` while neither tensor changes
+            self._last = (self.logits._version, logp, logp._version)
+        return logp
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.logits]
 
     def vjp(self, grad_logp: torch.Tensor) -> list[torch.Tensor]:
         """[∂/∂s] from g = ∂/∂log π through the softmax Jacobian: g − π·Σ_y g, per prompt
-        (∂ log π_y/∂s_k = 1[y = k] − π_k), without an autograd graph."""
+        (∂ log π_y/∂s_k = 1[y = k] − π_k), without an autograd graph. Reuses the table of the
+        last graph-free ``logp()`` call when neither it nor the logits changed since (a training
+        step's forward pass), instead of normalising again."""
         with torch.no_grad():
-            prob = self.logp().exp_()
+            version, logp, logp_version = getattr(self, "_last", (None, None, None))
+            fresh = version == self.logits._version and logp._version == logp_version
+            prob = logp.exp() if fresh else self.logp().exp_()
             return [grad_logp - prob.mul_(grad_logp.sum(-1, keepdim=True))]
 
     def __repr__(self) -> str:

@@ -7,8 +7,10 @@ iterates can each be compared with the procedure's oracle (``toybench.optima``):
 - ``sppo``: the ideal SPPO/Hedge step π_{t+1} ∝ π_t^{1−ητ}·π_ref^{ητ}·exp(η·P(y ≻ π_t)) (τ = 0:
   SPPO's multiplicative weights, arXiv 2405.00675; τ > 0: mirror descent on the τ-regularised game,
   cf. Nash-MD, arXiv 2312.00886, whose fixed point is ``optima.nash(prob, τ)``);
+- ``sppo_ls``: SPPO's practical least-squares step, solved exactly (arXiv 2405.00675);
 - ``dno``: DNO's step, the exact minimiser of its soft-BT regression onto r_t(y) = P(y ≻ π_t) with
-  reference π_t, π_{t+1} ∝ π_t·exp(r_t/η) (arXiv 2404.03715, from recollection [unverified]);
+  reference π_t, π_{t+1} ∝ π_t·exp(r_t/η) (arXiv 2404.03715, from recollection [unverified]), optionally
+  with the practical algorithm's margin filter (``margin``);
 - ``online_dpo``: one exact population gradient step of DPO or IPO per iteration on pairs drawn
   from the current policy, μ = π_θ ⊗ π_θ (OAIF, arXiv 2402.04792; no gradient through sampling);
 - ``ofs_dpo``: fast and slow DPO copies with a chasing term (RECONSTRUCTION of arXiv 2406.05534);
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_choice, check_positive, check_probability_rate, hyper_values
-from ._numerics import run_axis
+from ._numerics import run_axis, softplus
 from .problem import Problem
 from .train import _recycle_large_blocks
 
@@ -41,7 +43,7 @@ REFERENCES = ("previous", "initial")
 @dataclass(frozen=True)
 class Trajectory:
     """``logp``: the recorded iterates ``[T, B, P, Y]`` float64; ``steps``: their iteration numbers
-    ``[T]`` (0 = the start); ``average``: for ``sppo``/``dno``, the running average of the policies
+    ``[T]`` (0 = the start); ``average``: for ``sppo``/``sppo_ls``/``dno``, the running average of the policies
     π̄_t = (1/t)·Σ_{s<t} π_s at the recorded steps (probabilities), else None; ``slow``: for
     ``ofs_dpo``, the slow copy's iterates."""
 
@@ -154,14 +156,115 @@ def sppo(prob: Problem, eta, iterations: int, tau=0.0, init=None, runs: int | No
     return record.trajectory()
 
 
-def dno(prob: Problem, eta, iterations: int, init=None, runs: int | None = None, record_every: int = 1) -> Trajectory:
+def sppo_ls(prob: Problem, eta, iterations: int, init=None, runs: int | None = None,
+            record_every: int = 1) -> Trajectory:
+    """SPPO's practical step, solved exactly: π_{t+1} minimises the least-squares regression
+    E_{y∼π_t}[(log(π(y)/π_t(y)) − η(P(y ≻ π_t) − ½))²] over the simplex (Wu et al., arXiv 2405.00675, §3:
+    the square loss with log Z_t replaced by η/2; the population form with y drawn from π_t; the
+    equation number is not checked). With ρ = π/π_t, the Lagrange condition is π_t·(log ρ − e) = −μ·π_t·ρ,
+    e = η(P(y ≻ π_t) − ½), so log ρ_y + μρ_y = e_y (ρ_y = W(μe^{e_y})/μ, W Lambert's) with one μ per
+    prompt fixed by Σ π_t·ρ = 1. Since π_tᵀMπ_t = ½, Jensen gives Σ π_t·e^{e} ≥ 1, so μ ≥ 0 and the
+    problem is convex (a quadratic over the convex set Σ π_t·e^{log ρ} ≤ 1, minimum on its boundary):
+    the step is unique [derived]. To first order in η it is Hedge (``sppo`` with τ = 0); it differs
+    at second order (−μρ_y damps the responses that grow). ``average`` holds the running average."""
+    check_positive(eta, "eta")
+    eta_value = hyper_values(eta, "eta")
+    logp = _start(prob, init, runs, eta_value)
+    eta_b = _run_axis(eta_value, logp)
+    record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations), average=True)
+    record(0, logp)
+    for step in range(1, iterations + 1):
+        logp = _normalised(logp + _ls_log_ratio(logp.exp(), eta_b * (win_rates(prob, logp) - 0.5)))
+        record(step, logp)
+    return record.trajectory()
+
+
+def _normalised(logits: torch.Tensor) -> torch.Tensor:
+    """log-softmax as logits − logsumexp: ``torch.log_softmax`` takes ~10 ms per call on small tensors when
+    its intra-op threads are contended (measured on 2 busy cores, torch 2.13), logsumexp does not."""
+    return logits - torch.logsumexp(logits, -1, keepdim=True)
+
+
+def _ls_log_ratio(weight: torch.Tensor, target: torch.Tensor, tol: float = 1e-14, max_iter: int = 100) -> torch.Tensor:
+    """log ρ minimising Σ w·(log ρ − e)² subject to Σ w·ρ = 1, given Σ w·e^{e} ≥ 1 (rows of ``[..., Y]``):
+    log ρ_y + μρ_y = e_y, so μρ_y = W(μe^{e_y}), and μ > 0 is the positive root of the concave
+    G(μ) = Σ w·W(μe^{e}) − μ (G(0) = 0, G′(0) = Σ w·e^{e} − 1 ≥ 0). W is concave, so (Jensen, Σ w = 1) the
+    root has μ ≤ W(μ·Σ w·e^{e}), i.e. μ ≤ log Σ w·e^{e}, and Newton from there falls monotonically to the root
+    (a concave function's tangents lie above it). Where Σ w·e^{e} = 1 (to rounding) μ = 0 and log ρ = e (Hedge)."""
+    limit = tol * weight.shape[-1]                    # Y rounded terms in each sum
+    mu = torch.logsumexp(weight.log() + target, -1, keepdim=True)
+    hedge = mu.expm1() <= limit
+    mu = mu.clamp_min(1e-300)
+    for _ in range(max_iter):
+        log_w = _log_lambert_w(mu.log() + target)
+        ratio = (log_w - mu.log()).exp()
+        excess = (weight * ratio).sum(-1, keepdim=True) - 1
+        if bool((hedge | (excess.abs() <= limit)).all()):
+            return torch.where(hedge, target, log_w - mu.log())
+        slope = (weight * ratio / (1 + log_w.exp())).sum(-1, keepdim=True) - 1      # G′(μ) < 0 right of the root
+        mu = torch.where(hedge, mu, mu - mu * excess / slope)
+    raise ValueError("sppo_ls: the least-squares step did not converge (Newton on its Lagrange multiplier)")
+
+
+def _log_lambert_w(log_x: torch.Tensor, max_iter: int = 100) -> torch.Tensor:
+    """log W(x) from log x (W Lambert's principal branch, x > 0): the root t of e^t + t = log x, by Newton from
+    t = log log(1 + x) ≥ t (W(x) ≤ log(1 + x)), which falls monotonically (the equation is convex in t)."""
+    t = torch.where(log_x < -30, log_x, torch.log(softplus(log_x.clamp_min(-30))))
+    for _ in range(max_iter):
+        power = t.exp()
+        step = (power + t - log_x) / (power + 1)
+        t = t - step
+        if bool((step.abs() <= 1e-15 * (1 + t.abs())).all()):
+            return t
+    raise ValueError("sppo_ls: Lambert W did not converge")
+
+
+def dno(prob: Problem, eta, iterations: int, margin=0.0, init=None, runs: int | None = None,
+        record_every: int = 1) -> Trajectory:
     """Direct Nash Optimization's exact iteration: each round minimises
     −E[σ(r_t(y₁) − r_t(y₂))·log σ(η(g(y₁) − g(y₂))) + mirror], g = log π/π_t, r_t(y) = P(y ≻ π_t),
     a logit-link loss whose minimiser on any connected pair law is π_{t+1} ∝ π_t·exp(r_t/η) (G1).
-    This is Hedge at step 1/η; the limit is as for ``sppo`` with τ = 0. Source: Rosset et al.,
-    arXiv 2404.03715 (Algorithm 1, from recollection [unverified])."""
+    With ``margin`` = 0 this is Hedge at step 1/η; the limit is as for ``sppo`` with τ = 0. Source:
+    Rosset et al., arXiv 2404.03715 (Algorithm 1, from recollection [unverified]).
+
+    ``margin`` δ > 0 adds the practical algorithm's filter (Algorithm 2: train only on pairs whose
+    preference margin exceeds a threshold; here the margin is the score gap |r_t(a) − r_t(b)| of the
+    pair, a RECONSTRUCTION: the paper scores sampled responses with a judge). Pairs with a gap below δ
+    are dropped; the targets are differences of r_t/η, so the minimiser still fits every kept pair
+    exactly, π ∝ π_t·e^{r_t/η} within each connected component of the kept pairs, and the loss leaves
+    each component's total mass free: as in ``tb.solve`` it keeps its mass under the round's reference
+    π_t [derived]. A response whose every gap is below δ stops moving."""
     check_positive(eta, "eta")
-    return sppo(prob, 1 / hyper_values(eta, "eta"), iterations, init=init, runs=runs, record_every=record_every)
+    margin_value = hyper_values(margin, "margin")
+    if (margin_value < 0).any():
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if not bool((margin_value > 0).any()):
+        return sppo(prob, 1 / hyper_values(eta, "eta"), iterations, init=init, runs=runs, record_every=record_every)
+    eta_value = hyper_values(eta, "eta")
+    logp = _start(prob, init, runs, eta_value, margin_value)
+    eta_b, margin_b = _run_axis(eta_value, logp), _run_axis(margin_value, logp)
+    record = _Recorder(_count(iterations, "iterations"), _every(record_every, iterations), average=True)
+    record(0, logp)
+    for step in range(1, iterations + 1):
+        score = win_rates(prob, logp)
+        kept = (score[..., :, None] - score[..., None, :]).abs() >= (margin_b if margin_b.ndim == 0 else margin_b[..., None])
+        component = _components(kept)
+        moved = logp + score / eta_b
+        share = torch.logsumexp(moved[..., None, :].masked_fill(~component, -torch.inf), -1)
+        mass = torch.logsumexp(logp[..., None, :].masked_fill(~component, -torch.inf), -1)
+        logp = _normalised(moved - share + mass)
+        record(step, logp)
+    return record.trajectory()
+
+
+def _components(edges: torch.Tensor) -> torch.Tensor:
+    """Connected components of undirected graphs ``[..., Y, Y]`` (bool): C[a, b] = a and b are linked by a path
+    (every vertex linked to itself), by ⌈log₂ Y⌉ squarings of the reachability matrix."""
+    size = edges.shape[-1]
+    reach = edges | torch.eye(size, dtype=torch.bool, device=edges.device)
+    for _ in range(max(1, (size - 1).bit_length())):
+        reach = (reach.to(torch.float64) @ reach.to(torch.float64)) > 0
+    return reach
 
 
 # ------------------------------------------------------------------------------ online DPO / IPO

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_positive, hyper_values
+from ._numerics import counter_uniform
 from .loss_grads import LossGrads
 from .losses.base import Loss
 from .metrics import NORMALISATION_TOL, summary
@@ -141,7 +142,7 @@ class History:
 
 
 def train(policy, loss: Loss, pairs: Pairs, steps: int, optimizer: str = "adam", lr=0.05,
-          batch_size: int | None = None, seed: int = 0, log_every: int | None = None, target=None,
+          batch_size: int | None = None, seed=0, log_every: int | None = None, target=None,
           metrics=None, progress: bool = False) -> History:
     """Fit ``policy``'s B runs to ``loss`` on ``pairs`` in place; return the ``History``.
 
@@ -149,7 +150,8 @@ def train(policy, loss: Loss, pairs: Pairs, steps: int, optimizer: str = "adam",
     ``runs``, ``logp()``, ``parameters()`` and optionally ``vjp``). ``pairs.runs`` must be 1 or B
     and ``loss.runs`` None or B; ``lr`` a positive number or a ``[B]`` tensor; ``batch_size`` None
     (full objective) or a positive int (each step each run draws that many records ∝ weight, with
-    replacement, from a generator seeded by ``seed``). A stateful loss (``loss.stateful``) updates
+    replacement, from a counter-based generator keyed by its seed: ``seed`` an int s, runs s, s + 1,
+    …, or B ints; run b draws the same records whatever else is in the batch). A stateful loss (``loss.stateful``) updates
     its per-run statistics from each step's records before the loss is evaluated.
 
     History: ``log_every`` (default ``steps // 100``, at least 1) steps between records;
@@ -157,13 +159,13 @@ def train(policy, loss: Loss, pairs: Pairs, steps: int, optimizer: str = "adam",
     ``"all"`` for every one); step 0 and the last step always record every metric in float64.
     ``target`` (``[P, Y]`` or ``[B, P, Y]`` log-probs) defaults to ``loss.target(problem, noise)``.
     ``progress=True`` shows a tqdm bar on stderr."""
-    runs, lr_values, logp = _check_arguments(policy, loss, pairs, steps, optimizer, lr, batch_size, seed,
-                                             log_every, progress)
+    runs, lr_values, logp, seeds = _check_arguments(policy, loss, pairs, steps, optimizer, lr, batch_size, seed,
+                                                    log_every, progress)
     names = _check_metrics(metrics)
     log_every = log_every or max(1, steps // 100)
     _recycle_large_blocks()
     grads = LossGrads(loss, pairs, runs, like=logp)
-    sampler = None if batch_size is None else _Sampler(pairs, runs, batch_size, seed)
+    sampler = None if batch_size is None else _Sampler(pairs, runs, batch_size, seeds)
     optim = _Optimizer(optimizer, list(policy.parameters()), lr_values)
     history = History([], [])
     recorder = _Recorder(history, loss, pairs, grads, _target(loss, pairs, target, runs), names, like=logp)
@@ -217,9 +219,9 @@ def _check_arguments(policy, loss, pairs, steps, optimizer, lr, batch_size, seed
     if loss.runs not in (None, runs):
         raise ValueError(f"the loss has [{loss.runs}] hyperparameters but the policy has {runs} runs; "
                          f"use scalars or [{runs}] tensors")
-    for name, value in (("steps", steps), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an int, got {value!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise ValueError(f"steps must be an int, got {steps!r}")
+    seeds = _check_seeds(seed, runs)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if optimizer not in OPTIMIZERS:
@@ -234,7 +236,18 @@ def _check_arguments(policy, loss, pairs, steps, optimizer, lr, batch_size, seed
             raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
-    return runs, lr_values, logp
+    return runs, lr_values, logp, seeds
+
+
+def _check_seeds(seed, runs: int) -> torch.Tensor:
+    """The mini-batch seeds ``[B]`` int64: an int s gives s, s + 1, …, s + B − 1; else B ints."""
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return torch.arange(runs, dtype=torch.int64) + seed
+    values = seed.tolist() if isinstance(seed, torch.Tensor) else seed
+    if not isinstance(values, (list, tuple)) or len(values) != runs or any(
+            isinstance(v, bool) or not isinstance(v, int) for v in values):
+        raise ValueError(f"seed must be an int or {runs} ints (one per run), got {seed!r}")
+    return torch.tensor(values, dtype=torch.int64)
 
 
 def _check_policy(policy, runs, prob) -> torch.Tensor:
@@ -377,19 +390,26 @@ def _progress_bar(steps):
 
 # ------------------------------------------------------------------------ data and optimiser
 class _Sampler:
-    """Each step, ``batch_size`` records per run drawn ∝ weight with replacement (one CPU
-    generator seeded by ``seed``, so draws do not depend on the device), as per-run ``Pairs``
-    with weight 1/batch_size each: the batch loss is the mean over the draws."""
+    """Each step, ``batch_size`` records per run drawn ∝ weight with replacement, as per-run
+    ``Pairs`` with weight 1/batch_size each: the batch loss is the mean over the draws.
 
-    def __init__(self, pairs: Pairs, runs: int, batch_size: int, seed: int):
-        self.pairs, self.runs, self.batch_size = pairs, runs, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.probs = pairs.weight.cpu().expand(runs, -1).contiguous()
+    Draw j of run b at step t inverts the run's cumulative record weights at
+    ``counter_uniform(seed_b, t, j)``: a function of the run's seed, its weights, t and j alone,
+    so a run draws the same records in any batch, chunk or shard, on any device."""
+
+    def __init__(self, pairs: Pairs, runs: int, batch_size: int, seeds: torch.Tensor):
+        self.pairs, self.runs, self.batch_size, self.step = pairs, runs, batch_size, 0
+        self.seeds = seeds.to(pairs.weight.device)
+        cumulative = pairs.weight.to(torch.float64).cumsum(-1)                       # [1 or B, N]
+        self.total = cumulative[:, -1:]
+        self.cumulative = cumulative[0] if cumulative.shape[0] == 1 else cumulative
 
     def draw(self) -> Pairs:
-        draws = torch.multinomial(self.probs, self.batch_size, replacement=True, generator=self.generator)
+        self.step += 1
+        level = counter_uniform(self.seeds, self.step, self.batch_size) * self.total
+        draws = torch.searchsorted(self.cumulative, level, right=True).clamp_(max=self.pairs.size - 1)
         pick = lambda t: t.expand(self.runs, -1).gather(1, draws.to(t.device))  # noqa: E731
-        weight = torch.full(draws.shape, 1.0 / self.batch_size, dtype=torch.float64)
+        weight = torch.full(draws.shape, 1.0 / self.batch_size, dtype=torch.float64, device=draws.device)
         return dataclasses.replace(self.pairs, prompt=pick(self.pairs.prompt), chosen=pick(self.pairs.chosen),
                                    rejected=pick(self.pairs.rejected), weight=weight,
                                    fields={k: pick(v) for k, v in self.pairs.fields.items()})
@@ -432,4 +452,7 @@ class _Optimizer:
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**self.count)).add_(ADAM_EPS)
-                param.sub_(denom.reciprocal_().mul_(exp_avg).mul_(lr / (1 - beta1**self.count)))
+                if isinstance(lr, float):
+                    param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**self.count))
+                else:
+                    param.sub_(torch.div(exp_avg, denom, out=denom).mul_(lr / (1 - beta1**self.count)))

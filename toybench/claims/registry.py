@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from .._numerics import single_threaded
+
 VERDICTS = ("holds", "fails")
 COMPARISONS = ("<=", ">=")
 
@@ -90,11 +92,13 @@ def select(pattern: str = "*") -> list[Claim]:
 
 
 def evaluate(item: Claim) -> Result:
-    """Run one claim and judge its verdict."""
+    """Run one claim and judge its verdict. Claims are small tensor programs, so ``measure`` runs
+    single-threaded (``toybench._numerics.single_threaded``)."""
     start = time.perf_counter()
     error = ""
     try:
-        measured = float(item.measure())
+        with single_threaded():
+            measured = float(item.measure())
         if math.isnan(measured):
             raise ValueError("measure() returned NaN")
         holds = measured <= item.tolerance if item.comparison == "<=" else measured >= item.tolerance

@@ -82,7 +82,7 @@ def sppo_hedge_limit() -> float:
 
 @claim("sppo.ls_step_equals_hedge",
        citation="Wu et al., arXiv 2405.00675 (SPPO loss approximates the Hedge update); derived here (E1, π_ref "
-                "sampling with self-pairs: log Z_t = 1.0625, TV 0.0103)",
+                "sampling: log Z_t = 1.0625 ≠ η/2, so the step is not Hedge's; TV 0.0103 with self-pairs)",
        assumptions="E1, W_s (pairs ∝ π_t ⊗ π_t without self-pairs), π_t = π_ref, η = 2 (β = 0.5), soft mode "
                    "with exact P(y ≻ π_t); log Z_t = 1.0625 ≠ η/2 (the step equals Hedge only when "
                    "log Z_t = η/2)",

@@ -88,7 +88,7 @@ def per_record_gap(loss_a, loss_b, prob) -> float:
 
 def class_best(prob, loss) -> torch.Tensor:
     """The certified best AutoregressiveTabular policy (one start at π_ref), ``[P, Y]``."""
-    fit = fit_best(AutoregressiveTabular(prob), loss, population(prob), starts=1)
+    fit = fit_best(AutoregressiveTabular(prob), loss, population(prob), starts=1, simplex=False)
     if not fit.certified:
         raise ValueError(f"fit_best did not certify its point (gradient norm {fit.grad_norm:.3g})")
     return fit.logp

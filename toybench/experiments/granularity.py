@@ -25,7 +25,7 @@ def best_policy(segments: int, beta: float = 1.0, starts: int = 4) -> torch.Tens
     """The best autoregressive policy for ``autoregressive_dpo`` with ``segments`` (0 = token level), π ``[4]``."""
     prob = depth2_tree()
     fit = fit_best(AutoregressiveTabular(prob), make("autoregressive_dpo", beta=beta, segments=segments),
-                   population(prob), starts=starts)
+                   population(prob), starts=starts, simplex=False)
     return fit.logp.exp()[0]
 
 

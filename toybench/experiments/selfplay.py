@@ -8,6 +8,8 @@ non-monotonically from uniform towards it as τ → 0.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .. import optima, procedures
@@ -25,7 +27,13 @@ def skew_cycle() -> Problem:
 
 
 def hedge(eta: float = 0.1, iterations: int = 20000, record_every: int = 10):
-    """Hedge from uniform: ``(steps [T], last iterate [T, 3], running average [T, 3])`` (probabilities)."""
+    """Hedge from uniform: ``(steps [T], last iterate [T, 3], running average [T, 3])`` (probabilities).
+    Deterministic, so cached (two claims read one run); each call gets its own copies."""
+    return tuple(value.clone() for value in _hedge(eta, iterations, record_every))
+
+
+@functools.lru_cache(maxsize=4)
+def _hedge(eta: float, iterations: int, record_every: int):
     found = procedures.sppo(skew_cycle(), eta, iterations, record_every=record_every)
     return found.steps, found.logp[:, 0, 0].exp(), found.average[:, 0, 0]
 

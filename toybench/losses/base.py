@@ -172,6 +172,16 @@ class MarginLoss(Loss):
     def dphi(self, z):
         """dφ/dz."""
 
+    def dphi_(self, z):
+        """φ′(z), allowed to overwrite ``z`` (training's pair-grid buffer); default ``dphi``."""
+        return self.dphi(z)
+
+    def dphi_pair_sum(self, like):
+        """κ with φ′(z) + φ′(−z) = κ for every z (``hp``-broadcast against ``like``), or None when
+        that sum is not constant. With κ, training evaluates φ′ once per unordered pair
+        (``toybench.loss_grads``); the tests check each declaration against ``dphi``."""
+        return None
+
     def margin_coefficients(self, inputs: dict):
         """Δ = ℓ_w − ℓ_l + (ℓ^ref_l − ℓ^ref_w): unit slopes (subclasses with another margin override)."""
         ones = torch.ones_like(inputs["chosen_logp"])

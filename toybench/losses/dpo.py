@@ -38,6 +38,12 @@ class DPO(MarginLoss):
     def dphi(self, z):
         return -torch.sigmoid(-z)
 
+    def dphi_(self, z):
+        return z.sigmoid_().sub_(1.0)                # −σ(−z) = σ(z) − 1
+
+    def dphi_pair_sum(self, like):
+        return -1.0                                  # −σ(−z) − σ(z)
+
     def target(self, prob, noise=0.0):
         if prob.reward is None or not is_zero(noise):
             return None
@@ -95,6 +101,9 @@ class IPO(MarginLoss):
     def dphi(self, z):
         beta = self.hp("beta", z)
         return 2 * (z - 0.5) / beta**2
+
+    def dphi_pair_sum(self, like):
+        return -2 / self.hp("beta", like) ** 2       # φ′ is affine: 2·φ′(0)
 
     def target(self, prob, noise=0.0):
         if self.length_normalized:

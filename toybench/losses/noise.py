@@ -46,6 +46,12 @@ class CDPO(MarginLoss):
     def dphi(self, z):
         return torch.sigmoid(z) - (1 - self.hp("eps", z))
 
+    def dphi_(self, z):
+        return z.sigmoid_().sub_(1 - self.hp("eps", z))
+
+    def dphi_pair_sum(self, like):
+        return 2 * self.hp("eps", like) - 1          # σ(z) + σ(−z) − 2(1 − ε)
+
 
 @register
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class RDPO(MarginLoss):
     def dphi(self, z):
         eps = self.hp("eps", z)
         return (-(1 - eps) * torch.sigmoid(-z) - eps * torch.sigmoid(z)) / (1 - 2 * eps)
+
+    def dphi_pair_sum(self, like):
+        return -1 / (1 - 2 * self.hp("eps", like))   # −[(1 − ε) + ε]·(σ(−z) + σ(z))/(1 − 2ε)
 
     def target(self, prob, noise=0.0):
         """Clean π*_β when the data's flip rate equals ``eps`` (BT, pair law μ); else None."""

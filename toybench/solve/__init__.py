@@ -24,9 +24,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .._numerics import one_blas_thread
+from ..autoregressive import AutoregressiveTabular
 from ..losses.base import Loss
 from ..objective import record_inputs
 from ..pairs import Pairs
+from ..policies import Tabular
 from .certify import ACCEPT
 from .errors import NoFiniteMinimum, SolveFailed
 from .finite import check_structure
@@ -65,8 +68,14 @@ class Solution:
     message: str
 
 
-def solve(loss, pairs, *, restarts: int = 8, seed: int = 0, tol: float = 1e-10, max_iter: int = 200) -> Solution:
+def solve(loss, pairs, *, restarts: int = 8, seed: int = 0, tol: float = 1e-10, max_iter: int = 200,
+          policy=None) -> Solution:
     """Exact minimiser of Σ_records weight·loss over tabular policies (module docstring).
+
+    ``policy``: optional; a ``Tabular`` or ``AutoregressiveTabular`` policy (classes that hold every
+    full-support distribution) is accepted and changes nothing. A restricted class (``LogLinear``,
+    ``MLP``, ``TinyTransformer``) raises ValueError pointing to ``tb.fit_best``, whose result says
+    how far the class's best point is from this optimum and whether the class can reach it.
 
     ``restarts``: starts of the non-convex route (π_ref, uniform, then random logits drawn from
     ``torch.Generator().manual_seed(seed)``); ``tol``: gradient tolerance of the Newton steps;
@@ -76,6 +85,11 @@ def solve(loss, pairs, *, restarts: int = 8, seed: int = 0, tol: float = 1e-10, 
     RuntimeError) with the best point when no answer could be certified."""
     if not isinstance(loss, Loss):
         raise ValueError(f"solve needs a toybench loss (tb.losses.make(...)), got {type(loss).__name__}")
+    if policy is not None and not isinstance(policy, (Tabular, AutoregressiveTabular)):
+        raise ValueError(f"tb.solve minimises over every policy on the simplex, and {type(policy).__name__} is a "
+                         "restricted class that may not reach that optimum: use tb.fit_best(policy, loss, pairs) "
+                         "for the class's own best point; its gap_to_simplex and reachable say how far it is from "
+                         "tb.solve(loss, pairs) and whether the class can reach it")
     if not isinstance(pairs, Pairs):
         raise ValueError(f"solve needs Pairs (tb.population or tb.sample_pairs), got {type(pairs).__name__}")
     for name, value, low in (("restarts", restarts, 1), ("max_iter", max_iter, 1)):
@@ -91,8 +105,9 @@ def solve(loss, pairs, *, restarts: int = 8, seed: int = 0, tol: float = 1e-10, 
     runs = loss_runs or pair_runs
     batched = loss_runs is not None or pair_runs > 1
     options = dict(restarts=restarts, seed=seed, tol=float(tol), max_iter=max_iter)
-    found = [_solve_run(_run_loss(loss, b), _run_pairs(pairs, b), f"run {b}, " if batched else "", options)
-             for b in range(runs)]
+    with one_blas_thread():
+        found = [_solve_run(_run_loss(loss, b), _run_pairs(pairs, b), f"run {b}, " if batched else "", options)
+                 for b in range(runs)]
     return _assemble(found, batched)
 
 

@@ -66,7 +66,9 @@ def describe(spec: Spec, dtype: str = "float32", max_memory: int = DEFAULT_MAX_M
         peak = BASE_BYTES + min(size, len(runs)) * the_plan.bytes_per_run[index]
         lines.append(f"stack {index}: {key['loss']}{'(' + fixed + ')' if fixed else ''} on {key['family']} "
                      f"P={key['prompts']} Y={key['responses']} instance={key['instance']} {data}{noise}, "
-                     f"{key['optimizer']} {key['steps']} steps: {len(runs)} runs, chunks of <= {size} "
+                     f"{key['policy_class']}, {key['optimizer']} {key['steps']} steps, "
+                     f"{'full batch' if key['batch_size'] == 0 else 'batch ' + str(key['batch_size'])}, "
+                     f"log_every {key['log_every'] or 'default'}: {len(runs)} runs, chunks of <= {size} "
                      f"(est. peak {peak / 2**20:.0f} MiB per chunk)")
         lines.append("    stacked [B] values: " + ("; ".join(f"{k} {_show(v)}" for k, v in varying.items()) or "none"))
         for chunk in members:

@@ -1,7 +1,8 @@
 """From a checked spec to runs, stacks and chunks.
 
 A *run* is one point of the grid. Runs that share every shape-setting value (the loss and its
-non-numeric hyperparameters, the problem, the data size, the optimiser, the step count; for
+non-numeric hyperparameters, the problem family and its sizes, the data size, the policy class, the
+optimiser, the step count, ``log_every``, the mini-batch size; for
 population data also the noise rate, so the records stay shared) form a *stack*: its numeric loss
 hyperparameters, learning rates, noise rates (sampled data) and seeds become ``[B]`` tensors of one
 ``tb.train`` call. A stack is cut into *chunks* of at most ``chunk_size`` runs, the largest that fits
@@ -17,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .spec import SAMPLES_POPULATION, Spec
+from .spec import BATCH_FULL, FULL_BATCH, SAMPLES_POPULATION, Spec
 
 MAX_CHUNK = 1024
 """Most runs per chunk: batching has saturated by then on CPU (``toybench bench``), and it bounds the
@@ -93,9 +94,10 @@ def bytes_per_run(key: dict, dtype: str) -> int:
     dtype); ``PER_RUN_BYTES`` of small objects; on ``tb.train``'s record list (stateful losses, data
     far smaller than the [P, Y, Y] grid) batch statistics and step temporaries (24 bytes per record)
     and, for per-run records, their constant inputs (3 per record, training dtype); for sampled data the records and the
-    draws they are built from (96 bytes per record) and, on the grid path, their [P, Y, Y] grid
+    draws they are built from (96 bytes per record; as much per mini-batch draw, an estimate not yet checked against a measured peak) and, on the grid path, their [P, Y, Y] grid
     (float64 while built, the training dtype, float32 counts, a mask and a float64 scatter buffer:
-    25 bytes per cell). Measured peaks (P=8, Y=32, 1,000 runs; population, 200, 2,000 and 5,000 records; DPO, IPO, KTO)
+    25 bytes per cell, plus 2 in the training dtype for the unordered-pair tables of DPO-like losses, an
+    estimate not yet checked against a measured peak). Measured peaks (P=8, Y=32, 1,000 runs; population, 200, 2,000 and 5,000 records; DPO, IPO, KTO)
     were 0.5–1.0 of the estimate (most conservative for large sampled data sets)."""
     from ..losses import make
     P, Y, n = key["prompts"], key["responses"], key["samples"]
@@ -107,7 +109,9 @@ def bytes_per_run(key: dict, dtype: str) -> int:
     if not grid:
         per_run += (24 if population else 3 * width + 24) * records
     if not population:
-        per_run += 96 * n + (25 * P * Y * Y if grid else 0)
+        per_run += 96 * n + ((25 + 2 * width) * P * Y * Y if grid else 0)
+    if key["batch_size"] != BATCH_FULL:
+        per_run += 96 * key["batch_size"]
     return int(HEADROOM * per_run)
 
 
@@ -141,25 +145,31 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+E1_SHAPE = {"prompts": [1], "responses": [4], "instance": [0], "reward_scale": [1.0], "preference": ["bt"]}
+"""The fixed problem keys of family "e1" (the random-problem grids do not apply to it)."""
+
+
 def _stacks(spec: Spec, dtype: str) -> list[tuple[dict, list]]:
     """(stack key, runs) in a fixed order: problem, data, training, loss, then the stacked axes."""
     problem, data, train = spec.grids["problem"], spec.grids["data"], spec.grids["train"]
-    shared = {"family": [problem["family"]], "prompts": problem["prompts"], "responses": problem["responses"],
-              "instance": problem["instance"], "reward_scale": problem["reward_scale"],
-              "preference": problem["preference"], "pair_dist": problem["pair_dist"],
-              "samples": [SAMPLES_POPULATION if s == "population" else s for s in data["samples"]],
-              "optimizer": train["optimizer"], "steps": train["steps"]}
     stacks = []
-    for values in itertools.product(*shared.values()):
-        base = dict(zip(shared, values, strict=True))
-        population = base["samples"] == SAMPLES_POPULATION
-        for noise in data["noise"] if population else [None]:
-            for loss, hypers in spec.losses.items():
-                numeric, fixed = _split_hypers(loss, hypers)
-                for fixed_values in itertools.product(*fixed.values()):
-                    key = {**base, "noise": noise, "loss": loss, "fixed": dict(zip(fixed, fixed_values, strict=True))}
-                    runs = _runs(key, numeric, data, train, dtype, spec)
-                    stacks.append((key, runs))
+    for family in problem["family"]:
+        shape = E1_SHAPE if family == "e1" else {name: problem[name] for name in E1_SHAPE}
+        shared = {"family": [family], **shape, "pair_dist": problem["pair_dist"],
+                  "samples": [SAMPLES_POPULATION if s == "population" else s for s in data["samples"]],
+                  "policy_class": spec.grids["policy"]["class"], "optimizer": train["optimizer"],
+                  "steps": train["steps"], "log_every": train["log_every"],
+                  "batch_size": [BATCH_FULL if b == FULL_BATCH else b for b in train["batch_size"]]}
+        for values in itertools.product(*shared.values()):
+            base = dict(zip(shared, values, strict=True))
+            population = base["samples"] == SAMPLES_POPULATION
+            for noise in data["noise"] if population else [None]:
+                for loss, hypers in spec.losses.items():
+                    numeric, fixed = _split_hypers(loss, hypers)
+                    for fixed_values in itertools.product(*fixed.values()):
+                        key = {**base, "noise": noise, "loss": loss,
+                               "fixed": dict(zip(fixed, fixed_values, strict=True))}
+                        stacks.append((key, _runs(key, numeric, data, train, dtype, spec)))
     return stacks
 
 
@@ -184,7 +194,8 @@ def _runs(key: dict, numeric: dict, data: dict, train: dict, dtype: str, spec: S
     for values in itertools.product(*axes.values()):
         run = dict(zip(axes, values, strict=True))
         run["noise"] = float(run["noise"])
-        identity = {**key, **run, "dtype": dtype, "policy": spec.grids["policy"], "lengths": spec.grids["problem"]["lengths"]}
+        policy = {name: value for name, value in spec.grids["policy"].items() if name != "class"}
+        identity = {**key, **run, "dtype": dtype, "policy": policy, "lengths": spec.grids["problem"]["lengths"]}
         run["run_id"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         runs.append(run)
     return runs

@@ -2,8 +2,9 @@
 call, and two tidy tables (one row per run; one row per run and logged step).
 
 Per-run randomness comes only from the run's seed: ``tb.sample_pairs`` with one seed per run draws
-the data set, and ``init = "random"`` draws the initial logits from a generator seeded with
-``seed + INIT_SEED_OFFSET``, so a run's numbers do not depend on the other runs of its chunk.
+the data set, ``init = "random"`` draws the initial logits from a generator seeded with
+``seed + INIT_SEED_OFFSET``, and mini-batches (``batch_size``) are ``tb.train``'s counter-based
+draws keyed by the seed, so a run's numbers do not depend on the other runs of its chunk.
 """
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import time
 
 import torch
 
-from .spec import SAMPLES_POPULATION, Spec
+from ..policies import Tabular
+from .spec import BATCH_FULL, SAMPLES_POPULATION, Spec
 
 INIT_SEED_OFFSET = 1_000_003
 """Added to a run's seed for its random init, so init and data draws use different streams."""
+POLICY_CLASSES = {"tabular": Tabular}
+"""``policy.class`` → the policy built for a chunk (``spec.SCHEMA`` lists the same names)."""
 LENGTH_RANGE = (1, 8)
 """Token lengths of ``lengths = "random"``: integers drawn uniformly from this range (inclusive)."""
 
@@ -106,7 +110,6 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
     """Train ``chunk`` as one program; return (runs frame, history frame)."""
     import pandas as pd
 
-    from ..policies import Tabular
     from ..train import train
     key, runs = chunk.key, list(chunk.runs)
     prob = build_problem(spec, key)
@@ -119,14 +122,16 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
         init = torch.stack([prob.ref_logp + scale * torch.randn(
             prob.ref_logp.shape, generator=torch.Generator().manual_seed(run["seed"] + INIT_SEED_OFFSET),
             dtype=torch.float64) for run in runs])
-    policy = Tabular(prob, runs=len(runs), init=init, dtype=torch_dtype, device=device)
+    policy = POLICY_CLASSES[key["policy_class"]](prob, runs=len(runs), init=init, dtype=torch_dtype, device=device)
     target, unsolved = _target(spec, loss, pairs, runs)
     lr = torch.tensor([run["lr"] for run in runs], dtype=torch.float64)
-    log_every = spec.value("train", "log_every") or max(1, key["steps"] // 10)
+    log_every = key["log_every"] or max(1, key["steps"] // 10)
+    batch_size = None if key["batch_size"] == BATCH_FULL else key["batch_size"]
     start = time.perf_counter()
     keep = spec.value("metrics", "record")
     history = train(policy, loss, pairs, steps=key["steps"], optimizer=key["optimizer"], lr=lr,
-                    log_every=log_every, target=target, metrics=[_history_name(name) for name in keep])
+                    batch_size=batch_size, seed=[run["seed"] for run in runs], log_every=log_every,
+                    target=target, metrics=[_history_name(name) for name in keep])
     seconds = time.perf_counter() - start
     steps, records = history.steps, history.records
     columns = {name: torch.stack([_metric(record, name, unsolved) for record in records]) for name in keep}
@@ -140,7 +145,8 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
                **{f"hp_{k}": v for k, v in key["fixed"].items()},
                **{k: v for k, v in run.items() if k.startswith("hp_")},
                **{k: key[k] for k in ("family", "prompts", "responses", "instance", "reward_scale", "preference",
-                                      "pair_dist", "samples", "optimizer", "steps")},
+                                      "pair_dist", "samples", "optimizer", "steps", "batch_size")},
+               "log_every": log_every, "policy": key["policy_class"],
                "noise": run["noise"], "lr": run["lr"], "seed": run["seed"], "init": spec.value("policy", "init"),
                "dtype": dtype, "device": str(device), "chunk_runs": len(runs), "chunk_seconds": seconds}
         row.update({name: float(values[-1, b]) for name, values in columns.items()})

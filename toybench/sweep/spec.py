@@ -4,21 +4,25 @@ before anything runs.
 Sections and keys (``SCHEMA``; a list is a grid, a single value a one-point grid):
 
 - ``[problem]`` ``family`` ("random": ``Problem.random(FlatSpace(responses), prompts, seed=instance)``;
-  "e1": the E1 instance, P=1, Y=4, π_ref = (0.4, 0.3, 0.2, 0.1), r = (0, 0.5, 1.5, 3)), ``prompts``,
+  "e1": the E1 instance, P=1, Y=4, π_ref = (0.4, 0.3, 0.2, 0.1), r = (0, 0.5, 1.5, 3); a grid
+  ["random", "e1"] runs both, the random-problem keys applying to the "random" cells), ``prompts``,
   ``responses``, ``instance``, ``reward_scale``, ``preference`` ("bt" | "general"), ``pair_dist`` ("ref" | "uniform" | "did"), ``lengths``
   ("none" | "random": token lengths 1..8 drawn from the instance seed, needed by length-aware losses);
-- ``[policy]`` ``class`` ("tabular"), ``init`` ("ref" | "random": log π_ref plus ``init_scale``·N(0, 1)
+- ``[policy]`` ``class`` ("tabular"; a grid), ``init`` ("ref" | "random": log π_ref plus ``init_scale``·N(0, 1)
   per run, drawn from the run's seed), ``init_scale``;
 - ``[data]`` ``samples`` ("population" or a record count n), ``noise`` (flip rates in [0, 0.5)),
   ``seeds`` (per-run seeds: the sampled data set and a random init);
 - ``[train]`` ``optimizer`` ("adam" | "sgd"), ``lr``, ``steps``, ``log_every`` (history records every
-  that many steps; default steps/10);
+  that many steps; default steps/10; a grid), ``batch_size`` ("full": the whole objective each step;
+  or n: n records per run and step drawn ∝ weight by ``tb.train``'s counter-based sampler keyed by
+  the run's seed, so a run's draws do not depend on its chunk or shard);
 - ``[losses.NAME]`` one table per registered loss, its keys the loss's hyperparameters (grids);
 - ``[metrics]`` ``record`` (history and final columns kept; default all), ``target`` ("closed": the
   loss's closed-form population minimiser, NaN where none is known; "solve": ``tb.solve``'s exact
   minimiser of the data each run trains on, one float64 solve per run).
 
-Bad input raises ``ValueError`` naming the key and what is allowed.
+Every grid over a shape-setting key (family, policy class, log_every, batch_size, ...) splits the
+runs into separate stacks. Bad input raises ``ValueError`` naming the key and what is allowed.
 """
 from __future__ import annotations
 
@@ -39,6 +43,9 @@ HISTORY_METRICS = ("objective", "kl_to_target", "kl_from_target", "tv_to_target"
 TARGETS = ("closed", "solve")
 SAMPLES_POPULATION = 0
 """How the results tables write ``samples = "population"`` (a number column)."""
+FULL_BATCH = "full"
+BATCH_FULL = 0
+"""How the stack keys and results tables write ``batch_size = "full"`` (a number column)."""
 
 
 def _choice(*allowed):
@@ -73,6 +80,11 @@ def _metric_list(value):
         return f"a non-empty list drawn from {list(HISTORY_METRICS)}"
 
 
+def _batch(value):
+    if value != FULL_BATCH and _int(1)(value) is not None:
+        return f'"{FULL_BATCH}" or an integer number of records per step >= 1'
+
+
 def _int_any(value):
     if isinstance(value, bool) or not isinstance(value, int):
         return "an integer"
@@ -80,7 +92,7 @@ def _int_any(value):
 
 # section -> key -> (default, check, grid allowed)
 SCHEMA = {
-    "problem": {"family": ("random", _choice("random", "e1"), False),
+    "problem": {"family": ("random", _choice("random", "e1"), True),
                 "prompts": (1, _int(1), True),
                 "responses": (6, _int(2), True),
                 "instance": (0, _int_any, True),
@@ -88,7 +100,7 @@ SCHEMA = {
                 "preference": ("bt", _choice("bt", "general"), True),
                 "pair_dist": ("uniform", _choice("ref", "uniform", "did"), True),
                 "lengths": ("none", _choice("none", "random"), False)},
-    "policy": {"class": ("tabular", _choice("tabular"), False),
+    "policy": {"class": ("tabular", _choice("tabular"), True),
                "init": ("ref", _choice("ref", "random"), False),
                "init_scale": (1.0, _number(0.0), False)},
     "data": {"samples": ("population", _samples, True),
@@ -97,7 +109,8 @@ SCHEMA = {
     "train": {"optimizer": ("adam", _choice("adam", "sgd"), True),
               "lr": (0.05, _number(0.0, low_open=True), True),
               "steps": (100, _int(1), True),
-              "log_every": (None, _int(1), False)},
+              "log_every": (None, _int(1), True),
+              "batch_size": (FULL_BATCH, _batch, True)},
     "metrics": {"record": (list(HISTORY_METRICS), _metric_list, False),
                 "target": ("closed", _choice(*TARGETS), False)},
 }
@@ -148,14 +161,15 @@ def parse_spec(text: str) -> Spec:
     if not isinstance(name, str):
         raise ValueError(f"name must be a string, got {name!r}")
     grids = {section: _section(section, raw.get(section, {})) for section in SCHEMA}
-    if grids["problem"]["family"] == "e1":
+    families = grids["problem"]["family"]
+    if families == ["e1"]:
         given = sorted(set(raw.get("problem", {})) - set(E1_ONLY))
         if given:
             raise ValueError(f"problem.{given[0]} does not apply to family 'e1' (a fixed instance, P=1, Y=4); "
                              f"allowed there: {list(E1_ONLY)}")
-        if grids["problem"]["lengths"] != "none":
-            raise ValueError("problem.lengths must be 'none' for family 'e1' (its space has no lengths)")
-        grids["problem"].update(prompts=[1], responses=[4])
+    if "e1" in families and grids["problem"]["lengths"] != "none":
+        raise ValueError("problem.lengths must be 'none' when problem.family includes 'e1' (its space has no "
+                         "lengths)")
     return Spec(grids, _losses(raw.get("losses")), name)
 
 
@@ -173,7 +187,8 @@ def _section(section: str, table) -> dict:
         if grid:
             values = _grid(value, where)
             for item in values:
-                _check(check, item, where)
+                if item is not None:     # None: the default of log_every (TOML cannot write it)
+                    _check(check, item, where)
             checked[key] = values
         else:
             if value is not None:
