@@ -83,3 +83,24 @@ def test_a_runs_draws_do_not_depend_on_the_rest_of_the_batch(shared):
             one = alone.draw()
             for name in ("prompt", "chosen", "rejected"):
                 assert torch.equal(getattr(batch, name)[b], getattr(one, name)[0])
+
+
+def test_counter_uniform_over_a_block_of_steps_equals_one_call_per_step():
+    seeds = torch.tensor([3, 11, 2**40])
+    block = counter_uniform(seeds, torch.arange(5, 9), 6)
+    for k, step in enumerate(range(5, 9)):
+        assert torch.equal(block[:, k], counter_uniform(seeds, step, 6))
+
+
+def test_sampler_blocks_of_steps_draw_the_same_records_as_one_step_at_a_time(monkeypatch):
+    from toybench.experiments import ipo_bandit
+
+    pairs, seeds = ipo_bandit.dataset("D1"), torch.arange(4)
+    one = _Sampler(pairs, 4, 5, seeds)
+    monkeypatch.setattr(_Sampler, "BLOCK_DRAWS", 4 * 5 * 3)                  # blocks of 3 steps
+    small = _Sampler(pairs, 4, 5, seeds)
+    assert small.block_steps == 3 and one.block_steps > 10             # one block: every step
+    for _ in range(10):
+        a, b = one.draw(), small.draw()
+        assert torch.equal(a.chosen, b.chosen) and torch.equal(a.rejected, b.rejected)
+        assert torch.equal(a.prompt, b.prompt)

@@ -107,13 +107,15 @@ def splitmix64(x: torch.Tensor) -> torch.Tensor:
     return z ^ _shift_right(z, 31)
 
 
-def counter_uniform(seeds: torch.Tensor, step: int, count: int) -> torch.Tensor:
+def counter_uniform(seeds: torch.Tensor, step, count: int) -> torch.Tensor:
     """Uniform draws in [0, 1) ``[B, count]`` float64: draw j of run b at ``step`` is the top 53 bits
     of splitmix64(splitmix64(splitmix64(seed_b) + step) + j) over 2^53. A counter-based generator: each
     draw is a function of (seed, step, j) alone, so a run's draws do not depend on the other runs of
-    its batch, and one call is one tensor program on ``seeds``' device."""
-    key = splitmix64(splitmix64(seeds.to(torch.int64)) + step)
-    draws = splitmix64(key[:, None] + torch.arange(count, device=seeds.device))
+    its batch, and one call is one tensor program on ``seeds``' device. ``step`` may also be a 1-D
+    int64 tensor of K steps: then ``[B, K, count]``, the same numbers as K separate calls."""
+    step = torch.as_tensor(step, dtype=torch.int64, device=seeds.device)
+    key = splitmix64(splitmix64(seeds.to(torch.int64)).reshape(-1, *([1] * step.ndim)) + step)
+    draws = splitmix64(key[..., None] + torch.arange(count, device=seeds.device))
     return _shift_right(draws, 11).to(torch.float64) * 2.0**-53
 
 

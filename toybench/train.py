@@ -395,7 +395,10 @@ class _Sampler:
 
     Draw j of run b at step t inverts the run's cumulative record weights at
     ``counter_uniform(seed_b, t, j)``: a function of the run's seed, its weights, t and j alone,
-    so a run draws the same records in any batch, chunk or shard, on any device."""
+    so a run draws the same records in any batch, chunk or shard, on any device. The draws of
+    up to ``BLOCK_DRAWS`` records are made together, a block of steps at a time (the same numbers)."""
+
+    BLOCK_DRAWS = 1 << 20
 
     def __init__(self, pairs: Pairs, runs: int, batch_size: int, seeds: torch.Tensor):
         self.pairs, self.runs, self.batch_size, self.step = pairs, runs, batch_size, 0
@@ -403,16 +406,32 @@ class _Sampler:
         cumulative = pairs.weight.to(torch.float64).cumsum(-1)                       # [1 or B, N]
         self.total = cumulative[:, -1:]
         self.cumulative = cumulative[0] if cumulative.shape[0] == 1 else cumulative
+        self.block_steps = max(1, self.BLOCK_DRAWS // (runs * batch_size))
+        self.weight = torch.full((runs, batch_size), 1.0 / batch_size, dtype=torch.float64, device=self.seeds.device)
+        self.block, self.offset = None, 0
+
+    def _next_block(self) -> None:
+        steps = torch.arange(self.step + 1, self.step + 1 + self.block_steps, device=self.seeds.device)
+        level = counter_uniform(self.seeds, steps, self.batch_size).reshape(self.runs, -1) * self.total
+        draws = torch.searchsorted(self.cumulative, level, right=True).clamp_(max=self.pairs.size - 1)
+        pick = lambda t: t.expand(self.runs, -1).gather(1, draws.to(t.device)).reshape(  # noqa: E731
+            self.runs, self.block_steps, self.batch_size)
+        self.block = {"prompt": pick(self.pairs.prompt), "chosen": pick(self.pairs.chosen),
+                      "rejected": pick(self.pairs.rejected), "fields": {k: pick(v) for k, v in self.pairs.fields.items()}}
+        self.offset = 0
 
     def draw(self) -> Pairs:
-        self.step += 1
-        level = counter_uniform(self.seeds, self.step, self.batch_size) * self.total
-        draws = torch.searchsorted(self.cumulative, level, right=True).clamp_(max=self.pairs.size - 1)
-        pick = lambda t: t.expand(self.runs, -1).gather(1, draws.to(t.device))  # noqa: E731
-        weight = torch.full(draws.shape, 1.0 / self.batch_size, dtype=torch.float64, device=draws.device)
-        return dataclasses.replace(self.pairs, prompt=pick(self.pairs.prompt), chosen=pick(self.pairs.chosen),
-                                   rejected=pick(self.pairs.rejected), weight=weight,
-                                   fields={k: pick(v) for k, v in self.pairs.fields.items()})
+        if self.block is None or self.offset == self.block_steps:
+            self._next_block()
+        k, block = self.offset, self.block
+        self.step, self.offset = self.step + 1, k + 1
+        return dataclasses.replace(self.pairs, prompt=block["prompt"][:, k], chosen=block["chosen"][:, k],
+                                   rejected=block["rejected"][:, k], weight=self.weight,
+                                   fields={name: v[:, k] for name, v in block["fields"].items()})
+
+
+FUSED_ADAM_MIN = 1 << 15
+"""Below this many parameters (one table) the fused Adam call costs more than it saves (~50 µs)."""
 
 
 class _Optimizer:
@@ -426,7 +445,10 @@ class _Optimizer:
             raise ValueError("a [B] lr needs every policy parameter to have the run axis B first")
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if kind == "adam" else None
         self.fused = None
-        if kind == "adam" and not lr.ndim:         # one shared lr: torch's fused Adam kernel, one pass
+        # one shared lr: torch's fused Adam kernel, one pass over every parameter; a single small
+        # table (a tiny tabular problem) runs faster through the in-place loop below
+        many = len(params) > 1 or sum(p.numel() for p in params) >= FUSED_ADAM_MIN
+        if kind == "adam" and not lr.ndim and many:
             try:
                 self.fused = torch.optim.Adam(params, lr=float(lr), betas=ADAM_BETAS, eps=ADAM_EPS, fused=True)
             except (RuntimeError, ValueError):      # a torch build or device without it: the loop below
