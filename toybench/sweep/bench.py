@@ -10,12 +10,14 @@ call) and includes ``tb.train``'s set-up. Printed:
 2. the batched-vs-loop ratio at B = 256: one ``tb.train`` call against plain per-run loops
    (autograd + ``torch.optim.Adam`` on one [P, Y] logit table, the loss's per-record formula), timed
    on ``LOOP_RUNS`` runs (runs are independent, so the rate per run-step carries over);
-3. the roofline fraction at B = 256. Byte model per run-step of the grid path: the [P, Y, Y] float32
-   cell grid is written once (φ′), read and written once (× record weights, which are read once) and
-   read twice (row and column sums): 6 × 4·P·Y·Y bytes; the [P, Y] float32 logits, gradient and two
-   Adam moments are read and written: 8 × 4·P·Y bytes. Roofline = measured copy bandwidth (a
-   ``torch`` copy of a 256 MiB float32 buffer: 2 × 256 MiB moved) / bytes per run-step. Blocks of
-   64 runs keep the grid in cache, so the fraction can exceed 1 on machines with large caches;
+3. the roofline fraction at B = 256. Byte model per run-step of DPO's path, which evaluates φ′ once
+   per unordered pair on an [H, Y] float32 layout (H = ⌊Y/2⌋ partner offsets per response): the
+   layout is written (gaps), read and written twice (φ′ in place, × pair weights, which are read
+   once), copied once more (read and written, for the wrap-around) and read twice (the two sums):
+   10 × 4·P·H·Y bytes; the [P, Y] float32 logits, gradient and two Adam moments are read and
+   written: 8 × 4·P·Y bytes. Roofline = measured copy bandwidth (a ``torch`` copy of a 256 MiB
+   float32 buffer: 2 × 256 MiB moved) / bytes per run-step. Blocks of runs keep the layout in
+   cache, so the fraction can exceed 1 on machines with large caches;
 4. fitted exponents k (on wall and on CPU time) of the cost per run-step, time ∝ Yᵏ (B = 256, Y ∈ {8, 16, 32, 64}) and of
    the cost per step, time ∝ Bᵏ (Y = 32, B ∈ {64, 256, 1024, 4096}): least squares on logs.
 5. the share of its threads' CPU time the process got while timed (below 90 %, other jobs were
@@ -104,7 +106,7 @@ def copy_bandwidth(nbytes: int = COPY_BYTES, trials: int = 5) -> float:
 
 def bytes_per_run_step(P: int, Y: int) -> int:
     """The byte model of the module docstring (float32)."""
-    return 6 * 4 * P * Y * Y + 8 * 4 * P * Y
+    return 10 * 4 * P * (Y // 2) * Y + 8 * 4 * P * Y
 
 
 def exponent(sizes, seconds) -> float:
@@ -145,7 +147,7 @@ def main(steps: int = 50, quick: bool = False, threads: int | None = None, out=p
     per_step = bytes_per_run_step(PROMPTS, RESPONSES)
     roofline, roofline_cpu = bandwidth / per_step, bandwidth_cpu / per_step
     out(f"  roofline: copy bandwidth {bandwidth / 1e9:.1f} GB/s ({bandwidth_cpu / 1e9:.1f} per CPU-second), "
-        f"{per_step / 1e3:.0f} kB per run-step (6×4·P·Y² grid + 8×4·P·Y tables) → {roofline:,.0f} run-steps/s; "
+        f"{per_step / 1e3:.0f} kB per run-step (10×4·P·⌊Y/2⌋·Y pair layout + 8×4·P·Y tables) → {roofline:,.0f} run-steps/s; "
         f"B={middle} reaches {rates[middle] / roofline:.0%} ({cpu_rates[middle] / roofline_cpu:.0%} in CPU time)")
     seconds_y, cpu_y = [], []
     for Y in y_sweep:
