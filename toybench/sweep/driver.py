@@ -69,7 +69,7 @@ def describe(spec: Spec, dtype: str = "float32", max_memory: int = DEFAULT_MAX_M
                      f"{_policy(key)}, {key['optimizer']} {key['steps']} steps, "
                      f"{'full batch' if key['batch_size'] == 0 else 'batch ' + str(key['batch_size'])}, "
                      f"log_every {key['log_every'] or 'default'}: {len(runs)} runs, chunks of <= {size} "
-                     f"(est. peak {peak / 2**20:.0f} MiB per chunk)")
+                     f"(est. peak {peak / 2**20:.0f} MiB per chunk, {the_plan.bytes_per_run[index] / 2**10:.0f} KiB per run)")
         lines.append("    stacked [B] values: " + ("; ".join(f"{k} {_show(v)}" for k, v in varying.items()) or "none"))
         for chunk in members:
             lines.append(f"    chunk {chunk.index} ({chunk.id}): {len(chunk.runs)} runs")

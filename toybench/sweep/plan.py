@@ -124,34 +124,52 @@ def _tree(key: dict):
 
 
 def policy_bytes(key: dict, width: int) -> int:
-    """Estimated bytes of one run's policy in training, ``width`` bytes per number: the parameters, their
-    gradient and Adam's two moments (4 copies), plus what the forward pass keeps for the backward one.
-    With P prompts, Y responses and the prefix tree's N prefixes (N_in of them choosing a token, depth
-    < max_len), A = vocab + 1 actions, L = max_len: tabular 4·P·Y; autoregressive 4·P·N·A parameters and
-    4 [P, N, A] tables (logits masked, normalised, summed along strings); mlp parameters
-    P·e + (vocab+1)·e + (L+1)·e·h + h·(A+1) + A and activations P·N·((L+1)·e + 2h + 4A); transformer
-    (width d, S = max(L, 1) positions, H heads) parameters vocab·d + P·d + S·d + 12·layers·d² + d·A and
-    activations per layer P·N_in·(16·d + 2·S·d + 2·S·H) (inputs, q, k, v, mixed, the MLP's 4d-wide
-    tensors, the ancestors' gathered keys and values, attention scores and weights) plus 4·P·N·A for the
-    head. A rough model of the shapes, not yet checked against measured peaks."""
+    """Estimated bytes of one run's policy in training, ``width`` bytes per number: the parameters
+    (``parameter_count``), their gradient and Adam's two moments (4 copies), the [P, Y] table and its
+    gradient, plus what the forward pass keeps for the backward one. With P prompts, the prefix
+    tree's N prefixes (N_in of them choosing a token, depth < max_len), A = vocab + 1 actions,
+    L = max_len: autoregressive 4 [P, N, A] tables (logits masked, normalised, summed along strings);
+    mlp P·N·((L+1)·e + 2h + 4A) (inputs, hidden pre- and post-tanh, outputs); transformer (width d,
+    S = max(L, 1) positions, H heads) per layer P·N_in·(16·d + 2·S·d + 2·S·H) (inputs, q, k, v, mixed,
+    the MLP's 4d-wide tensors, the ancestors' gathered keys and values, attention scores and weights)
+    plus 4·P·N·A for the head. A rough model of the shapes, not yet checked against measured peaks."""
+    P, Y = key["prompts"], key["responses"]
+    name = key["policy_class"]
+    numbers = 4 * parameter_count(key)
+    if name != "tabular":
+        tree = _tree(key)
+        N, A, L = tree.prefixes, tree.actions, tree.max_len
+        sizes = key.get("policy_sizes", {})
+        if name == "autoregressive":
+            numbers += 4 * P * N * A
+        elif name == "mlp":
+            numbers += P * N * ((L + 1) * sizes["embed"] + 2 * sizes["hidden"] + 4 * A)
+        else:
+            d, S, inner = sizes["width"], max(L, 1), int((tree.depth < L).sum())
+            numbers += sizes["layers"] * P * inner * (16 * d + 2 * S * d + 2 * S * sizes["heads"]) + 4 * P * N * A
+        numbers += 2 * P * Y
+    return numbers * width
+
+
+def parameter_count(key: dict) -> int:
+    """Trainable numbers of one run: tabular P·Y; autoregressive P·N·A (a logit per prompt, prefix and
+    action); mlp P·e + (vocab+1)·e + (L+1)·e·h + h + h·A + A (embeddings, W₁, b₁, W₂, b₂); transformer
+    vocab·d + P·d + S·d + layers·12·d² + d·A (embeddings, per block qkv 3d², out d², up and down 4d²
+    each, the head)."""
     P, Y = key["prompts"], key["responses"]
     name = key["policy_class"]
     if name == "tabular":
-        return 4 * P * Y * width
+        return P * Y
     tree = _tree(key)
     N, A, L, V = tree.prefixes, tree.actions, tree.max_len, tree.vocab
-    sizes = key["policy_sizes"] if "policy_sizes" in key else {}
+    sizes = key.get("policy_sizes", {})
     if name == "autoregressive":
-        numbers = 4 * P * N * A + 4 * P * N * A
-    elif name == "mlp":
+        return P * N * A
+    if name == "mlp":
         e, h = sizes["embed"], sizes["hidden"]
-        numbers = 4 * (P * e + (V + 1) * e + (L + 1) * e * h + h * (A + 1) + A) + P * N * ((L + 1) * e + 2 * h + 4 * A)
-    else:
-        d, layers, H = sizes["width"], sizes["layers"], sizes["heads"]
-        S, inner = max(L, 1), int((tree.depth < L).sum())
-        numbers = 4 * (V * d + P * d + S * d + 12 * layers * d * d + d * A) \
-            + layers * P * inner * (16 * d + 2 * S * d + 2 * S * H) + 4 * P * N * A
-    return numbers * width + 4 * P * Y * width
+        return P * e + (V + 1) * e + (L + 1) * e * h + h + h * A + A
+    d = sizes["width"]
+    return V * d + P * d + max(L, 1) * d + 12 * sizes["layers"] * d * d + d * A
 
 
 def parse_memory(text: str) -> int:
