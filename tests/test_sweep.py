@@ -77,7 +77,7 @@ def write(tmp_path, text=SPEC, name="spec.toml") -> Path:
     ("[train]\nlog_every = [4, 0]\n[losses.dpo]\n", ["train.log_every=0", "integer >= 1"]),
     ("[train]\nbatch_size = 0\n[losses.dpo]\n", ["train.batch_size=0", '"full"', "records per step"]),
     ("[train]\nbatch_size = ['full', 'half']\n[losses.dpo]\n", ["train.batch_size='half'", '"full"']),
-    ("[policy]\nclass = ['tabular', 'mlp']\n[losses.dpo]\n", ["policy.class='mlp'", "tabular"]),
+    ("[policy]\nclass = ['tabular', 'rnn']\n[losses.dpo]\n", ["policy.class='rnn'", "tabular", "transformer"]),
     ("[problem]\nfamily = ['random', 'e2']\n[losses.dpo]\n", ["problem.family='e2'", "random", "e1"]),
     ("[problem]\nfamily = ['random', 'e1']\nlengths = 'random'\n[losses.dpo]\n", ["problem.lengths", "e1"]),
     ("[problem]\nfamily = []\n[losses.dpo]\n", ["problem.family", "empty grid"]),

@@ -64,12 +64,12 @@ def describe(spec: Spec, dtype: str = "float32", max_memory: int = DEFAULT_MAX_M
         noise = "" if key["noise"] is None else f" noise={key['noise']}"
         size = the_plan.chunk_sizes[index]
         peak = BASE_BYTES + min(size, len(runs)) * the_plan.bytes_per_run[index]
-        lines.append(f"stack {index}: {key['loss']}{'(' + fixed + ')' if fixed else ''} on {key['family']} "
+        lines.append(f"stack {index}: {key['loss']}{'(' + fixed + ')' if fixed else ''} on {key['family']}{_space(key)} "
                      f"P={key['prompts']} Y={key['responses']} instance={key['instance']} {data}{noise}, "
-                     f"{key['policy_class']}, {key['optimizer']} {key['steps']} steps, "
+                     f"{_policy(key)}, {key['optimizer']} {key['steps']} steps, "
                      f"{'full batch' if key['batch_size'] == 0 else 'batch ' + str(key['batch_size'])}, "
                      f"log_every {key['log_every'] or 'default'}: {len(runs)} runs, chunks of <= {size} "
-                     f"(est. peak {peak / 2**20:.0f} MiB per chunk)")
+                     f"(est. peak {peak / 2**20:.0f} MiB per chunk, {the_plan.bytes_per_run[index] / 2**10:.0f} KiB per run)")
         lines.append("    stacked [B] values: " + ("; ".join(f"{k} {_show(v)}" for k, v in varying.items()) or "none"))
         for chunk in members:
             lines.append(f"    chunk {chunk.index} ({chunk.id}): {len(chunk.runs)} runs")
@@ -82,9 +82,20 @@ def describe(spec: Spec, dtype: str = "float32", max_memory: int = DEFAULT_MAX_M
     return "\n".join(lines)
 
 
+def _space(key: dict) -> str:
+    return f" vocab={key['vocab']} max_len={key['max_len']}" if key["family"] == "sequence" else ""
+
+
+def _policy(key: dict) -> str:
+    """The class and its sizes (mlp, transformer)."""
+    sizes = ", ".join(f"{k}={v}" for k, v in key.get("policy_sizes", {}).items())
+    return f"{key['policy_class']}{'(' + sizes + ')' if sizes else ''}"
+
+
 def _seeds_idle(spec: Spec) -> bool:
     return (len(spec.value("data", "seeds")) > 1 and spec.value("data", "samples") == ["population"]
-            and spec.value("policy", "init") == "ref")
+            and spec.value("policy", "init") == "ref"
+            and set(spec.value("policy", "class")) <= {"tabular", "autoregressive"})
 
 
 def _show(values: list) -> str:

@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .spec import BATCH_FULL, FULL_BATCH, SAMPLES_POPULATION, Spec
+from .spec import BATCH_FULL, CLASS_KEYS, FULL_BATCH, SAMPLES_POPULATION, Spec
 
 MAX_CHUNK = 1024
 """Most runs per chunk: batching has saturated by then on CPU (``toybench bench``), and it bounds the
@@ -32,6 +32,11 @@ HEADROOM = 1.2
 PER_RUN_BYTES = 16 << 10
 """Small per-run objects (per-run generators and draws, history scalars, allocator slack)."""
 GRID_FILL = 4
+ACTIVATION_SLACK = 1.5
+"""Measured activation bytes over the tensors ``policy_bytes`` lists for the mlp and transformer (about 1.35)."""
+AUTOREGRESSIVE_TABLES = 28
+"""[P, N, A]-sized tables per run that the autoregressive policy's training holds at its peak (measured 12 to
+27; the largest kept)."""
 """``tb.train`` lays full-batch records on the [P, Y, Y] grid when it has at most this many cells per record."""
 
 
@@ -105,7 +110,7 @@ def bytes_per_run(key: dict, dtype: str) -> int:
     population = n == SAMPLES_POPULATION
     records = P * Y * (Y - 1) if population else n
     grid = not make(key["loss"], **key["fixed"]).stateful and (population or P * Y * Y <= GRID_FILL * n)
-    per_run = PER_RUN_BYTES + 6 * 8 * records + 4 * P * Y * width
+    per_run = PER_RUN_BYTES + 6 * 8 * records + policy_bytes(key, width)
     if not grid:
         per_run += (24 if population else 3 * width + 24) * records
     if not population:
@@ -113,6 +118,71 @@ def bytes_per_run(key: dict, dtype: str) -> int:
     if key["batch_size"] != BATCH_FULL:
         per_run += 96 * key["batch_size"]
     return int(HEADROOM * per_run)
+
+
+def _tree(key: dict):
+    """The prefix tree a token policy of the stack factorises over (``autoregressive.token_tree``)."""
+    from ..spaces import SequenceSpace
+    if key["family"] == "sequence":
+        return SequenceSpace(key["vocab"], key["max_len"])
+    return SequenceSpace(key["responses"], 1)
+
+
+def policy_bytes(key: dict, width: int) -> int:
+    """Estimated bytes of one run's policy in training, ``width`` bytes per number: the parameters
+    (``parameter_count``), their gradient and Adam's two moments (4 copies), the [P, Y] table and its
+    gradient, plus what the forward pass keeps for the backward one. With P prompts, the prefix
+    tree's N prefixes (N_in of them choosing a token, depth < max_len), A = vocab + 1 actions,
+    L = max_len, the activations listed are: mlp P·N·((L+1)·e + 2h + 4A) (inputs, hidden pre- and
+    post-tanh, outputs); transformer (width d, S = max(L, 1) positions, H heads) per layer
+    P·N_in·(16·d + 2·S·d + 2·S·H) (inputs, q, k, v, mixed, the MLP's 4d-wide tensors, the ancestors'
+    gathered keys and values, attention scores and weights) plus 4·P·N·A for the head; both times
+    ``ACTIVATION_SLACK``. The autoregressive table's are ``AUTOREGRESSIVE_TABLES``·P·N·A. A rough model
+    calibrated on one shape only (``benchmarks/sweep_policy_memory.py``: P=4, vocab 3, max_len 4, the
+    slope of the peak resident memory from 16 to 512 runs, float32, 50 sampled records): the listed
+    tensors explained 0.73 (mlp, embed 16, hidden 64) and 0.75 (transformer, width 32, 2 layers,
+    2 heads) of the measured activation bytes, the autoregressive tables 4 of 12 to 27 (the slope
+    varied between three measurements); with the constants below the measured slopes were 0.46–0.82
+    (autoregressive), 0.73–0.77 (mlp) and 0.75–0.76 (transformer) of the estimate, measured on the
+    shared 2-core development machine. Other shapes are not checked."""
+    P, Y = key["prompts"], key["responses"]
+    name = key["policy_class"]
+    numbers = 4 * parameter_count(key)
+    if name != "tabular":
+        tree = _tree(key)
+        N, A, L = tree.prefixes, tree.actions, tree.max_len
+        sizes = key.get("policy_sizes", {})
+        if name == "autoregressive":
+            numbers += AUTOREGRESSIVE_TABLES * P * N * A
+        elif name == "mlp":
+            numbers += int(ACTIVATION_SLACK * P * N * ((L + 1) * sizes["embed"] + 2 * sizes["hidden"] + 4 * A))
+        else:
+            d, S, inner = sizes["width"], max(L, 1), int((tree.depth < L).sum())
+            numbers += int(ACTIVATION_SLACK * (sizes["layers"] * P * inner * (16 * d + 2 * S * d + 2 * S * sizes["heads"])
+                                               + 4 * P * N * A))
+        numbers += 2 * P * Y
+    return numbers * width
+
+
+def parameter_count(key: dict) -> int:
+    """Trainable numbers of one run: tabular P·Y; autoregressive P·N·A (a logit per prompt, prefix and
+    action); mlp P·e + (vocab+1)·e + (L+1)·e·h + h + h·A + A (embeddings, W₁, b₁, W₂, b₂); transformer
+    vocab·d + P·d + S·d + layers·12·d² + d·A (embeddings, per block qkv 3d², out d², up and down 4d²
+    each, the head)."""
+    P, Y = key["prompts"], key["responses"]
+    name = key["policy_class"]
+    if name == "tabular":
+        return P * Y
+    tree = _tree(key)
+    N, A, L, V = tree.prefixes, tree.actions, tree.max_len, tree.vocab
+    sizes = key.get("policy_sizes", {})
+    if name == "autoregressive":
+        return P * N * A
+    if name == "mlp":
+        e, h = sizes["embed"], sizes["hidden"]
+        return P * e + (V + 1) * e + (L + 1) * e * h + h + h * A + A
+    d = sizes["width"]
+    return V * d + P * d + max(L, 1) * d + 12 * sizes["layers"] * d * d + d * A
 
 
 def parse_memory(text: str) -> int:
@@ -155,13 +225,21 @@ def _stacks(spec: Spec, dtype: str) -> list[tuple[dict, list]]:
     stacks = []
     for family in problem["family"]:
         shape = E1_SHAPE if family == "e1" else {name: problem[name] for name in E1_SHAPE}
+        if family == "sequence":
+            shape = {**{k: v for k, v in shape.items() if k != "responses"}, "vocab": problem["vocab"],
+                     "max_len": problem["max_len"]}
         shared = {"family": [family], **shape, "pair_dist": problem["pair_dist"],
                   "samples": [SAMPLES_POPULATION if s == "population" else s for s in data["samples"]],
-                  "policy_class": spec.grids["policy"]["class"], "optimizer": train["optimizer"],
+                  "policy_class": _policies(spec), "optimizer": train["optimizer"],
                   "steps": train["steps"], "log_every": train["log_every"],
                   "batch_size": [BATCH_FULL if b == FULL_BATCH else b for b in train["batch_size"]]}
         for values in itertools.product(*shared.values()):
             base = dict(zip(shared, values, strict=True))
+            base["policy_class"], sizes = base["policy_class"]
+            if sizes:
+                base["policy_sizes"] = dict(sizes)
+            if family == "sequence":
+                base["responses"] = _tree(base).size
             population = base["samples"] == SAMPLES_POPULATION
             for noise in data["noise"] if population else [None]:
                 for loss, hypers in spec.losses.items():
@@ -171,6 +249,17 @@ def _stacks(spec: Spec, dtype: str) -> list[tuple[dict, list]]:
                                "fixed": dict(zip(fixed, fixed_values, strict=True))}
                         stacks.append((key, _runs(key, numeric, data, train, dtype, spec)))
     return stacks
+
+
+def _policies(spec: Spec) -> list[tuple]:
+    """(class, ((size key, value), ...)) for every class of the grid and every combination of its size keys."""
+    grids = spec.grids["policy"]
+    cells = []
+    for name in grids["class"]:
+        sizes = [key for key in CLASS_KEYS[name] if key not in ("init", "init_scale")]
+        cells += [(name, tuple(zip(sizes, values, strict=True)))
+                  for values in itertools.product(*(grids[key] for key in sizes))]
+    return cells
 
 
 def _split_hypers(loss: str, hypers: dict) -> tuple[dict, dict]:
@@ -194,7 +283,8 @@ def _runs(key: dict, numeric: dict, data: dict, train: dict, dtype: str, spec: S
     for values in itertools.product(*axes.values()):
         run = dict(zip(axes, values, strict=True))
         run["noise"] = float(run["noise"])
-        policy = {name: value for name, value in spec.grids["policy"].items() if name != "class"}
+        policy = {name: spec.grids["policy"][name] for name in ("init", "init_scale")
+                  if name in CLASS_KEYS[key["policy_class"]]}
         identity = {**key, **run, "dtype": dtype, "policy": policy, "lengths": spec.grids["problem"]["lengths"]}
         run["run_id"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         runs.append(run)

@@ -3,7 +3,8 @@ call, and two tidy tables (one row per run; one row per run and logged step).
 
 Per-run randomness comes only from the run's seed: ``tb.sample_pairs`` with one seed per run draws
 the data set, ``init = "random"`` draws the initial logits from a generator seeded with
-``seed + INIT_SEED_OFFSET``, and mini-batches (``batch_size``) are ``tb.train``'s counter-based
+``seed + INIT_SEED_OFFSET`` (the autoregressive, mlp and transformer policies: each run's policy is
+built alone with that seed, then the runs' parameters are stacked, ``build_policy``), and mini-batches (``batch_size``) are ``tb.train``'s counter-based
 draws keyed by the seed, so a run's numbers do not depend on the other runs of its chunk.
 """
 from __future__ import annotations
@@ -13,12 +14,16 @@ import time
 
 import torch
 
+from ..autoregressive import AutoregressiveTabular
 from ..policies import Tabular
+from ..shared_policies import MLP
+from ..transformer import TinyTransformer
 from .spec import BATCH_FULL, SAMPLES_POPULATION, Spec
 
 INIT_SEED_OFFSET = 1_000_003
 """Added to a run's seed for its random init, so init and data draws use different streams."""
-POLICY_CLASSES = {"tabular": Tabular}
+POLICY_CLASSES = {"tabular": Tabular, "autoregressive": AutoregressiveTabular, "mlp": MLP,
+                  "transformer": TinyTransformer}
 """``policy.class`` → the policy built for a chunk (``spec.SCHEMA`` lists the same names)."""
 LENGTH_RANGE = (1, 8)
 """Token lengths of ``lengths = "random"``: integers drawn uniformly from this range (inclusive)."""
@@ -35,9 +40,13 @@ def field_providers() -> dict:
 def build_problem(spec: Spec, key: dict):
     """The stack's Problem (float64, CPU; ``tb.train`` moves what it needs to the policy's device)."""
     from ..problem import Problem, e1
-    from ..spaces import FlatSpace
+    from ..spaces import FlatSpace, SequenceSpace
     if key["family"] == "e1":
         return e1(key["pair_dist"])
+    if key["family"] == "sequence":
+        return Problem.random(SequenceSpace(key["vocab"], key["max_len"]), prompts=key["prompts"],
+                              seed=key["instance"], reward_scale=key["reward_scale"], preference=key["preference"],
+                              pair_dist=key["pair_dist"])
     lengths = None
     if spec.value("problem", "lengths") == "random":
         low, high = LENGTH_RANGE
@@ -46,6 +55,36 @@ def build_problem(spec: Spec, key: dict):
     return Problem.random(FlatSpace(key["responses"], lengths=lengths), prompts=key["prompts"],
                           seed=key["instance"], reward_scale=key["reward_scale"], preference=key["preference"],
                           pair_dist=key["pair_dist"])
+
+
+def build_policy(spec: Spec, key: dict, prob, seeds: list[int], dtype: torch.dtype, device):
+    """The chunk's ``[B, ...]`` policy, run b's initial parameters from seed ``seeds[b] + INIT_SEED_OFFSET``
+    alone: tabular draws its logits directly; the other classes build run b as a one-run policy with
+    that seed (its class's own initialisation and ``policy_sizes``) and stack the runs' parameters
+    (``stack_runs``), so a run's start does not depend on the runs stacked with it."""
+    name, sizes = key["policy_class"], key.get("policy_sizes", {})
+    random_init, scale = spec.value("policy", "init") == "random", spec.value("policy", "init_scale")
+    if name == "tabular":
+        init = None
+        if random_init:
+            init = torch.stack([prob.ref_logp + scale * torch.randn(
+                prob.ref_logp.shape, generator=torch.Generator().manual_seed(seed + INIT_SEED_OFFSET),
+                dtype=torch.float64) for seed in seeds])
+        return Tabular(prob, runs=len(seeds), init=init, dtype=dtype, device=device)
+    if name == "autoregressive":
+        sizes = {"init_scale": scale if random_init else 0.0}
+    return stack_runs([POLICY_CLASSES[name](prob, seed=seed + INIT_SEED_OFFSET, dtype=dtype, device=device, **sizes)
+                       for seed in seeds])
+
+
+def stack_runs(policies: list):
+    """One policy whose run b is ``policies[b]`` (one-run policies of one class and configuration): a
+    fresh ``like(runs=B)`` policy with every ``[B, ...]`` parameter overwritten by the runs' parameters."""
+    stacked = policies[0].like(runs=len(policies))
+    with torch.no_grad():
+        for index, parameter in enumerate(stacked.parameters()):
+            parameter.copy_(torch.cat([policy.parameters()[index] for policy in policies]))
+    return stacked
 
 
 def build_loss(key: dict, runs: list[dict]):
@@ -102,6 +141,9 @@ def check_stack(spec: Spec, key: dict, runs: list[dict]) -> None:
 def _describe(key: dict) -> str:
     if key["family"] == "e1":
         return f"e1 ({key['pair_dist']})"
+    if key["family"] == "sequence":
+        return (f"sequence P={key['prompts']} vocab={key['vocab']} max_len={key['max_len']} "
+                f"instance={key['instance']} {key['preference']} {key['pair_dist']}")
     return (f"random P={key['prompts']} Y={key['responses']} instance={key['instance']} {key['preference']} "
             f"{key['pair_dist']}")
 
@@ -115,14 +157,7 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
     prob = build_problem(spec, key)
     loss = build_loss(key, runs)
     pairs = _on(build_pairs(prob, key, runs, loss), device)
-    torch_dtype = getattr(torch, dtype)
-    init = None
-    if spec.value("policy", "init") == "random":
-        scale = spec.value("policy", "init_scale")
-        init = torch.stack([prob.ref_logp + scale * torch.randn(
-            prob.ref_logp.shape, generator=torch.Generator().manual_seed(run["seed"] + INIT_SEED_OFFSET),
-            dtype=torch.float64) for run in runs])
-    policy = POLICY_CLASSES[key["policy_class"]](prob, runs=len(runs), init=init, dtype=torch_dtype, device=device)
+    policy = build_policy(spec, key, prob, [run["seed"] for run in runs], getattr(torch, dtype), device)
     target, unsolved = _target(spec, loss, pairs, runs)
     lr = torch.tensor([run["lr"] for run in runs], dtype=torch.float64)
     log_every = key["log_every"] or max(1, key["steps"] // 10)
@@ -146,7 +181,9 @@ def run_chunk(spec: Spec, chunk, device: str = "cpu", dtype: str = "float32"):
                **{k: v for k, v in run.items() if k.startswith("hp_")},
                **{k: key[k] for k in ("family", "prompts", "responses", "instance", "reward_scale", "preference",
                                       "pair_dist", "samples", "optimizer", "steps", "batch_size")},
+               **({k: key[k] for k in ("vocab", "max_len")} if key["family"] == "sequence" else {}),
                "log_every": log_every, "policy": key["policy_class"],
+               **{f"policy_{k}": v for k, v in key.get("policy_sizes", {}).items()},
                "noise": run["noise"], "lr": run["lr"], "seed": run["seed"], "init": spec.value("policy", "init"),
                "dtype": dtype, "device": str(device), "chunk_runs": len(runs), "chunk_seconds": seconds}
         row.update({name: float(values[-1, b]) for name, values in columns.items()})

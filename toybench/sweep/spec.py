@@ -4,12 +4,22 @@ before anything runs.
 Sections and keys (``SCHEMA``; a list is a grid, a single value a one-point grid):
 
 - ``[problem]`` ``family`` ("random": ``Problem.random(FlatSpace(responses), prompts, seed=instance)``;
-  "e1": the E1 instance, P=1, Y=4, π_ref = (0.4, 0.3, 0.2, 0.1), r = (0, 0.5, 1.5, 3); a grid
-  ["random", "e1"] runs both, the random-problem keys applying to the "random" cells), ``prompts``,
-  ``responses``, ``instance``, ``reward_scale``, ``preference`` ("bt" | "general"), ``pair_dist`` ("ref" | "uniform" | "did"), ``lengths``
-  ("none" | "random": token lengths 1..8 drawn from the instance seed, needed by length-aware losses);
-- ``[policy]`` ``class`` ("tabular"; a grid), ``init`` ("ref" | "random": log π_ref plus ``init_scale``·N(0, 1)
-  per run, drawn from the run's seed), ``init_scale``;
+  "sequence": ``Problem.random(SequenceSpace(vocab, max_len), prompts, seed=instance)``, every string of
+  1..max_len tokens then EOS; "e1": the E1 instance, P=1, Y=4, π_ref = (0.4, 0.3, 0.2, 0.1),
+  r = (0, 0.5, 1.5, 3); a grid such as ["random", "sequence", "e1"] runs each, every key applying to the
+  cells of the families it belongs to, ``FAMILY_KEYS``), ``prompts``, ``responses`` ("random"),
+  ``vocab``, ``max_len`` ("sequence"; at most ``spaces.MAX_SEQUENCES`` strings), ``instance``,
+  ``reward_scale``, ``preference`` ("bt" | "general"), ``pair_dist`` ("ref" | "uniform" | "did"),
+  ``lengths`` ("random" only: "none" | "random", token lengths 1..8 drawn from the instance seed,
+  needed by length-aware losses; a sequence's length is its token count);
+- ``[policy]`` ``class`` (a grid of "tabular", "autoregressive": ``AutoregressiveTabular``, sequence
+  family only; "mlp": ``shared_policies.MLP``; "transformer": ``transformer.TinyTransformer``; the last
+  two also run on flat spaces as one-step models over the responses), ``init`` ("ref" | "random": log
+  π_ref plus ``init_scale``·N(0, 1) per run on the logits (tabular) or token logits (autoregressive),
+  drawn from the run's seed) and ``init_scale`` (tabular, autoregressive), ``embed``, ``hidden`` (mlp),
+  ``width``, ``layers``, ``heads`` (transformer; grids). The mlp and transformer weights are always drawn
+  from the run's seed (their output layer starts at 0, so they start at π_ref). A key of a class not
+  in the grid is refused (``CLASS_KEYS``);
 - ``[data]`` ``samples`` ("population" or a record count n), ``noise`` (flip rates in [0, 0.5)),
   ``seeds`` (per-run seeds: the sampled data set and a random init);
 - ``[train]`` ``optimizer`` ("adam" | "sgd"), ``lr``, ``steps``, ``log_every`` (history records every
@@ -85,6 +95,13 @@ def _batch(value):
         return f'"{FULL_BATCH}" or an integer number of records per step >= 1'
 
 
+def _int_range(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return f"an integer in {low}..{high}"
+    return check
+
+
 def _int_any(value):
     if isinstance(value, bool) or not isinstance(value, int):
         return "an integer"
@@ -92,17 +109,24 @@ def _int_any(value):
 
 # section -> key -> (default, check, grid allowed)
 SCHEMA = {
-    "problem": {"family": ("random", _choice("random", "e1"), True),
+    "problem": {"family": ("random", _choice("random", "sequence", "e1"), True),
                 "prompts": (1, _int(1), True),
                 "responses": (6, _int(2), True),
+                "vocab": (2, _int(1), True),
+                "max_len": (3, _int(1), True),
                 "instance": (0, _int_any, True),
                 "reward_scale": (1.0, _number(0.0), True),
                 "preference": ("bt", _choice("bt", "general"), True),
                 "pair_dist": ("uniform", _choice("ref", "uniform", "did"), True),
                 "lengths": ("none", _choice("none", "random"), False)},
-    "policy": {"class": ("tabular", _choice("tabular"), True),
+    "policy": {"class": ("tabular", _choice("tabular", "autoregressive", "mlp", "transformer"), True),
                "init": ("ref", _choice("ref", "random"), False),
-               "init_scale": (1.0, _number(0.0), False)},
+               "init_scale": (1.0, _number(0.0), False),
+               "embed": (8, _int(1), True),
+               "hidden": (32, _int(1), True),
+               "width": (16, _int(1), True),
+               "layers": (1, _int_range(1, 4), True),
+               "heads": (1, _int(1), True)},
     "data": {"samples": ("population", _samples, True),
              "noise": (0.0, _number(0.0, 0.5, high_open=True), True),
              "seeds": (0, _int_any, True)},
@@ -114,8 +138,17 @@ SCHEMA = {
     "metrics": {"record": (list(HISTORY_METRICS), _metric_list, False),
                 "target": ("closed", _choice(*TARGETS), False)},
 }
-E1_ONLY = ("pair_dist", "family", "lengths")
-"""The problem keys that apply to family "e1" (the instance is fixed)."""
+FAMILY_KEYS = {"random": ("family", "prompts", "responses", "instance", "reward_scale", "preference", "pair_dist",
+                          "lengths"),
+               "sequence": ("family", "prompts", "vocab", "max_len", "instance", "reward_scale", "preference",
+                            "pair_dist"),
+               "e1": ("family", "pair_dist")}
+"""The problem keys that apply to each family (E1 is a fixed instance, P=1, Y=4)."""
+CLASS_KEYS = {"tabular": ("init", "init_scale"), "autoregressive": ("init", "init_scale"),
+              "mlp": ("embed", "hidden"), "transformer": ("width", "layers", "heads")}
+"""The policy keys (besides ``class``) that apply to each class."""
+FLAT_CLASSES = ("tabular", "mlp", "transformer")
+"""The classes that run on the flat families ("random", "e1")."""
 
 
 @dataclass(frozen=True)
@@ -161,16 +194,45 @@ def parse_spec(text: str) -> Spec:
     if not isinstance(name, str):
         raise ValueError(f"name must be a string, got {name!r}")
     grids = {section: _section(section, raw.get(section, {})) for section in SCHEMA}
-    families = grids["problem"]["family"]
-    if families == ["e1"]:
-        given = sorted(set(raw.get("problem", {})) - set(E1_ONLY))
-        if given:
-            raise ValueError(f"problem.{given[0]} does not apply to family 'e1' (a fixed instance, P=1, Y=4); "
-                             f"allowed there: {list(E1_ONLY)}")
+    _check_applies(raw, grids)
+    return Spec(grids, _losses(raw.get("losses")), name)
+
+
+def _check_applies(raw: dict, grids: dict) -> None:
+    """Every given problem key applies to a family of the grid and every policy key to a class of it;
+    flat families get flat classes; sequence sizes and transformer head counts are valid."""
+    from ..spaces import SequenceSpace
+    families, classes = grids["problem"]["family"], grids["policy"]["class"]
+    for section, owners, chosen, what in (("problem", FAMILY_KEYS, families, "family"),
+                                          ("policy", CLASS_KEYS, classes, "class")):
+        for key in sorted(set(raw.get(section, {})) - {"family", "class"}):
+            if not any(key in owners[name] for name in chosen):
+                theirs = [k for k in SCHEMA[section] if any(k in owners[name] for name in chosen)]
+                raise ValueError(f"{section}.{key} does not apply to {section}.{what} = {chosen} (keys there: "
+                                 f"{theirs}); it applies to {[n for n, keys in owners.items() if key in keys]}")
     if "e1" in families and grids["problem"]["lengths"] != "none":
         raise ValueError("problem.lengths must be 'none' when problem.family includes 'e1' (its space has no "
                          "lengths)")
-    return Spec(grids, _losses(raw.get("losses")), name)
+    if "sequence" in families and grids["problem"]["lengths"] != "none":
+        raise ValueError("problem.lengths must be 'none' when problem.family includes 'sequence' (a string's "
+                         "length is its token count)")
+    flat = [name for name in families if name != "sequence"]
+    if flat and set(classes) - set(FLAT_CLASSES):
+        raise ValueError(f"policy.class 'autoregressive' needs problem.family = 'sequence' (a flat space has no "
+                         f"tokens), got family {families}; on flat families use one of {list(FLAT_CLASSES)}")
+    if "sequence" in families:
+        for vocab in grids["problem"]["vocab"]:
+            for max_len in grids["problem"]["max_len"]:
+                try:
+                    SequenceSpace(vocab, max_len)
+                except ValueError as err:
+                    raise ValueError(f"problem.vocab={vocab}, problem.max_len={max_len}: {err}") from err
+    if "transformer" in classes:
+        for width in grids["policy"]["width"]:
+            for heads in grids["policy"]["heads"]:
+                if width % heads:
+                    raise ValueError(f"policy.heads={heads} does not divide policy.width={width}; choose "
+                                     "heads that divide every width of the grid")
 
 
 def _section(section: str, table) -> dict:
