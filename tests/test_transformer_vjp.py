@@ -7,19 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_sequence_policies import perturbed
 
 import toybench as tb
 from toybench.policies import logp_and_vjp
 from toybench.transformer import TinyTransformer
-
-
-def perturbed(policy, seed=1, scale=0.5):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in policy.parameters():
-            param.add_(scale * torch.randn(param.shape, generator=gen, dtype=torch.float64).to(param.dtype))
-    return policy
-
 
 CASES = {
     "two_layers_three_heads": (tb.SequenceSpace(3, 3), 2, dict(width=6, layers=2, heads=3)),
