@@ -17,8 +17,9 @@ One step, for any policy (the protocol in ``toybench.policies``):
 4. the optimiser. Both are elementwise, so one ``[B, ...]`` tensor is B independent optimisers and
    ``lr`` may be ``[B]``: ``"adam"`` is torch.optim.Adam's update with its defaults (β₁ 0.9,
    β₂ 0.999, ε 1e-8, bias-corrected; Kingma & Ba, arXiv 1412.6980, Algorithm 1), run by
-   ``torch.optim.Adam(fused=True)`` (one pass over the parameters) when lr is one number and the
-   device has the fused kernel, else in place tensor by tensor; ``"sgd"`` is θ ← θ − lr·∇L.
+   ``torch.optim.Adam(fused=True)`` (one pass over the parameters) when lr is one number, the
+   policy has several parameter tensors or at least ``FUSED_ADAM_MIN`` numbers, and the device has
+   the fused kernel, else in place tensor by tensor; ``"sgd"`` is θ ← θ − lr·∇L.
 
 The history is off the hot path: see ``History``.
 """
@@ -443,7 +444,6 @@ class _Optimizer:
                    for p in params]
         if lr.ndim and any(p.ndim == 0 or p.shape[0] != lr.shape[0] for p in params):
             raise ValueError("a [B] lr needs every policy parameter to have the run axis B first")
-        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if kind == "adam" else None
         self.fused = None
         # one shared lr: torch's fused Adam kernel, one pass over every parameter; a single small
         # table (a tiny tabular problem) runs faster through the in-place loop below
@@ -453,6 +453,8 @@ class _Optimizer:
                 self.fused = torch.optim.Adam(params, lr=float(lr), betas=ADAM_BETAS, eps=ADAM_EPS, fused=True)
             except (RuntimeError, ValueError):      # a torch build or device without it: the loop below
                 self.fused = None
+        loop_adam = kind == "adam" and self.fused is None      # the fused optimiser keeps its own moments
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if loop_adam else None
 
     def step(self, grads: list[torch.Tensor]) -> None:
         """One update of every parameter from its gradient."""
