@@ -145,7 +145,7 @@ class LossGrads:
         ∂L/∂g_a = β·(Σ_d u[d, a] − Σ_d u[d, a − d] + κ·c_a), c the constant ``_PairGrid.offset``."""
         loss, Y = self.losses[i], logp.shape[-1]
         beta, scaled = self.scaled_gaps(i, logp)
-        partners = torch.cat([scaled, scaled], -1).unfold(-1, Y, 1)[..., 1:self.pairs.half + 1, :]
+        partners = _PairGrid.partners(scaled, self.pairs.half)
         doubled = scaled.new_empty(*partners.shape[:-1], 2 * Y)          # u twice along a, for the wrap-around
         u = torch.sub(scaled[..., None, :], partners, out=doubled[..., :Y])
         torch.mul(loss.dphi_(u), self.pairs.cut("weight", block, self.runs), out=u)
@@ -157,9 +157,9 @@ class LossGrads:
         """``margin_grid_value`` with φ once per unordered pair: φ′(z) + φ′(−z) = κ and
         φ(0) − φ(−0) = 0 give φ(−z) = φ(z) − κ·z, so a pair's two cells hold
         D_ac·φ(z_ac) + D_ca·φ(z_ca) = S_ac·φ(z_ac) − κ·D_ca·z_ac."""
-        loss, Y = self.losses[i], logp.shape[-1]
+        loss = self.losses[i]
         _, scaled = self.scaled_gaps(i, logp)
-        partners = torch.cat([scaled, scaled], -1).unfold(-1, Y, 1)[..., 1:self.pairs.half + 1, :]
+        partners = _PairGrid.partners(scaled, self.pairs.half)
         z = torch.sub(scaled[..., None, :], partners, out=scaled.new_empty(partners.shape))
         linear = (z * self.pairs.cut("reverse", block, self.runs)).sum((-3, -2, -1))
         kappa = torch.as_tensor(loss.dphi_pair_sum(scaled), dtype=z.dtype, device=z.device).reshape(-1)
@@ -329,6 +329,11 @@ class _PairGrid:
             weight[..., -1, :] *= 0.5
             reverse[..., -1, :] *= 0.5
         return cls(weight, cls.second(torch.cat([weight, weight], -1)) - table.sum(-2), reverse, half)
+
+    @staticmethod
+    def partners(scaled: torch.Tensor, half: int) -> torch.Tensor:
+        """The view ``[..., H, Y]`` of g_{(a + d) mod Y} at row d − 1, column a, of ``scaled`` ``[..., Y]``."""
+        return torch.cat([scaled, scaled], -1).unfold(-1, scaled.shape[-1], 1)[..., 1:half + 1, :]
 
     @staticmethod
     def second(doubled: torch.Tensor) -> torch.Tensor:
