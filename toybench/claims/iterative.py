@@ -120,6 +120,14 @@ def dno_filter_average() -> float:
 
 
 # ------------------------------------------------------------------------------ OFS-DPO (reconstruction)
+def _ofs_distance_to_pistar(lam: float, steps: int) -> float:
+    """OFS-DPO on E1 (W_u, β = 1, lr 2, slow lr ratio 0.1): max TV of the fast and slow copies to π*_β."""
+    prob = e1("uniform")
+    run = procedures.ofs_dpo(prob, 1.0, steps, lr=2.0, slow_ratio=0.1, lam=lam, record_every=steps)
+    star = optima.reverse_kl(prob, 1.0)[None]
+    return max(tv(run.final, star), tv(run.slow[-1], star))
+
+
 @claim("ofs_dpo.no_chase_reaches_pistar",
        citation="Qi et al., arXiv 2406.05534 (fast and slow modules; RECONSTRUCTION of the chase term, lr ratio and "
                 "role swap) [derived: with λ = 0 both copies are DPO gradient descent, G1]",
@@ -128,10 +136,7 @@ def dno_filter_average() -> float:
        tolerance=1e-9)
 def ofs_no_chase() -> float:
     """Without the chase term both OFS-DPO copies converge to π*_β (max TV)."""
-    prob = e1("uniform")
-    run = procedures.ofs_dpo(prob, 1.0, 2000, lr=2.0, slow_ratio=0.1, lam=0.0, record_every=2000)
-    star = optima.reverse_kl(prob, 1.0)[None]
-    return max(tv(run.final, star), tv(run.slow[-1], star))
+    return _ofs_distance_to_pistar(lam=0.0, steps=2000)
 
 
 @claim("ofs_dpo.reaches_pistar",
@@ -143,10 +148,7 @@ def ofs_no_chase() -> float:
        tolerance=1e-6, expected="fails")
 def ofs_reaches_pistar() -> float:
     """The reconstructed OFS-DPO's fast and slow copies converge to π*_β (max TV; both run off to argmax r)."""
-    prob = e1("uniform")
-    run = procedures.ofs_dpo(prob, 1.0, 1000, lr=2.0, slow_ratio=0.1, lam=0.5, record_every=1000)
-    star = optima.reverse_kl(prob, 1.0)[None]
-    return max(tv(run.final, star), tv(run.slow[-1], star))
+    return _ofs_distance_to_pistar(lam=0.5, steps=1000)
 
 
 @claim("ofs_dpo.chase_margin_grows_linearly",
