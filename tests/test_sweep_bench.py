@@ -8,8 +8,8 @@ from toybench.sweep import bench
 
 
 def test_byte_model_by_hand():
-    # P=8, Y=32: six passes over an 8·32·32 float32 grid, eight over the 8·32 float32 tables
-    assert bench.bytes_per_run_step(8, 32) == 10 * 4 * 8 * 16 * 32 + 8 * 4 * 256   # 163,840 + 8,192 bytes
+    # P=8, Y=32: nine passes over the 8·16·32 float32 pair layout, eight over the 8·32 float32 tables
+    assert bench.bytes_per_run_step(8, 32) == 9 * 4 * 8 * 16 * 32 + 8 * 4 * 256    # 147,456 + 8,192 bytes
 
 
 def test_exponent_fit_recovers_a_power_law():

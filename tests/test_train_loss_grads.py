@@ -85,7 +85,8 @@ PAIR_SUM_LOSSES = [n for n in FLAT_LOSSES if tb.losses.make(n).plain_margin
 
 @pytest.mark.parametrize("name", PAIR_SUM_LOSSES)
 def test_dphi_pair_sum_declaration(name):
-    """φ′(z) + φ′(−z) = κ on random z (per-run hyperparameters), and ``dphi_`` equals ``dphi``."""
+    """φ′(z) + φ′(−z) = κ on random z (per-run hyperparameters), and ``dphi_kernel_`` + ``dphi_shift``
+    equals ``dphi``."""
     runs = 3
     beta = torch.tensor([0.3, 1.0, 2.5], dtype=torch.float64)
     hypers = {"beta": beta, **({"eps": torch.tensor([0.05, 0.2, 0.4], dtype=torch.float64)}
@@ -94,16 +95,22 @@ def test_dphi_pair_sum_declaration(name):
     z = torch.randn(runs, 50, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 4
     kappa = torch.as_tensor(loss.dphi_pair_sum(z), dtype=torch.float64).expand(runs, 50)
     np.testing.assert_allclose((loss.dphi(z) + loss.dphi(-z)).numpy(), kappa.numpy(), rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(loss.dphi_(z.clone()).numpy(), loss.dphi(z).numpy(), rtol=1e-15, atol=1e-15)
+    shift = torch.as_tensor(loss.dphi_shift(z), dtype=torch.float64)
+    np.testing.assert_allclose((loss.dphi_kernel_(z.clone()) + shift).numpy(), loss.dphi(z).numpy(),
+                               rtol=1e-13, atol=1e-14)
 
 
 def test_dphi_pair_sums_by_hand():
-    """κ derived by hand: DPO −σ(−z) − σ(z) = −1; cDPO 2ε − 1; rDPO −1/(1 − 2ε); IPO 2·φ′(0) = −2/β²."""
+    """κ derived by hand: DPO −σ(−z) − σ(z) = −1; cDPO 2ε − 1; rDPO −1/(1 − 2ε); IPO 2·φ′(0) = −2/β².
+    The shifts c′ with φ′ = σ + c′: DPO −1; cDPO ε − 1; rDPO −(1 − ε)/(1 − 2ε)."""
     like = torch.zeros(1, 1)
     assert tb.losses.make("dpo").dphi_pair_sum(like) == -1.0
     assert tb.losses.make("cdpo", eps=0.2).dphi_pair_sum(like) == pytest.approx(-0.6, abs=1e-15)
     assert tb.losses.make("rdpo", eps=0.2).dphi_pair_sum(like) == pytest.approx(-1 / 0.6, abs=1e-15)
     assert tb.losses.make("ipo", beta=0.5).dphi_pair_sum(like) == pytest.approx(-8.0, abs=1e-15)
+    assert tb.losses.make("dpo").dphi_shift(like) == -1.0                       # −σ(−z) = σ(z) − 1
+    assert tb.losses.make("cdpo", eps=0.2).dphi_shift(like) == pytest.approx(-0.8, abs=1e-15)
+    assert tb.losses.make("rdpo", eps=0.2).dphi_shift(like) == pytest.approx(-0.8 / 0.6, abs=1e-15)
     assert {"dpo", "cdpo", "rdpo", "ipo"} <= set(PAIR_SUM_LOSSES)
 
 

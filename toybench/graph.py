@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ._numerics import per_component
@@ -17,9 +18,16 @@ def component_labels(adjacency: torch.Tensor) -> torch.Tensor:
     """Undirected connected components of each prompt's graph.
 
     ``adjacency`` ``[..., Y, Y]`` (non-zero = edge); returns int64 labels ``[..., Y]``,
-    numbered 0.. within each graph (isolated responses get their own label)."""
+    numbered 0.. within each graph (isolated responses get their own label) in the order of their
+    lowest response. All graphs are one block-diagonal graph for a single scipy call: its labels
+    follow the same order, so each graph's labels are a range starting at its lowest label."""
     flat = adjacency.detach().reshape(-1, *adjacency.shape[-2:]).cpu().numpy() != 0
-    labels = np.stack([connected_components(graph, directed=False)[1] for graph in flat])
+    graphs, Y = flat.shape[0], flat.shape[-1]
+    graph, rows, cols = np.nonzero(flat)
+    blocks = csr_matrix((np.ones(len(rows), dtype=bool), (graph * Y + rows, graph * Y + cols)),
+                        shape=(graphs * Y, graphs * Y))
+    labels = connected_components(blocks, directed=False)[1].reshape(graphs, Y)
+    labels = labels - labels.min(-1, keepdims=True)
     return torch.as_tensor(labels, dtype=torch.int64).reshape(adjacency.shape[:-1])
 
 

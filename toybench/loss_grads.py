@@ -61,7 +61,7 @@ class LossGrads:
     exact population statistics, ``loss.population_state``), and changes no state."""
 
     def __init__(self, loss: Loss, pairs: Pairs, runs: int, like: torch.Tensor):
-        self.runs, self.problem, self.like = runs, pairs.problem, like
+        self.runs, self.problem, self.like, self.loss = runs, pairs.problem, like, loss
         self.table_loss = (loss, pairs) if getattr(loss, "needs_table", False) else None
         if self.table_loss:
             return
@@ -77,6 +77,9 @@ class LossGrads:
         self.plain_margin = self.grid is not None and _plain_margin(loss)
         self.pairs = _PairGrid.build(self.grid.weight) \
             if self.plain_margin and loss.dphi_pair_sum(like) is not None else None
+        if self.pairs is not None:      # κ·c + c′·spread (``pair_grid_grad``), fixed for the whole training
+            self.pair_constant = (self.pairs.offset * loss.dphi_pair_sum(like)
+                                  + self.pairs.spread * loss.dphi_shift(like)).to(like)
         shared = {}
         self.fixed = None if self.grid else [self.fixed_inputs(i, _pairs_block(pairs, block, runs), shared)
                                              for i, block in enumerate(self.blocks)]
@@ -89,6 +92,8 @@ class LossGrads:
                 table = logp.detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(objective(loss, table, pairs if records is None else records).sum(), table)
             return grad
+        if records is None and self.pairs is not None:
+            return self.pair_grid_grad(logp)
         out = torch.empty_like(logp)
         for i, block in enumerate(self.blocks):
             if records is not None:
@@ -96,8 +101,6 @@ class LossGrads:
                 out[block] = self.records_grad(i, logp[block], *fixed)
             elif self.grid is None:
                 out[block] = self.records_grad(i, logp[block], *self.fixed[i])
-            elif self.pairs is not None:
-                out[block] = self.pair_grid_grad(i, block, logp[block])
             elif self.plain_margin:
                 out[block] = self.margin_grid_grad(i, block, logp[block])
             else:
@@ -122,9 +125,10 @@ class LossGrads:
         return out
 
     # -------------------------------------------------------------------- cell grid
-    def scaled_gaps(self, i, logp):
-        """β and β·(log π − log π_ref) ``[b, P, Y]``: z_ab = h_a − h_b is the margin loss's argument."""
-        beta = self.losses[i].hp("beta", logp)
+    def scaled_gaps(self, loss, logp):
+        """β and β·(log π − log π_ref) ``[b, P, Y]`` (``loss`` holding the runs of ``logp``):
+        z_ab = h_a − h_b is the margin loss's argument."""
+        beta = loss.hp("beta", logp)
         return beta, (logp - self.ref).mul_(beta)
 
     def margin_grid_grad(self, i, block, logp) -> torch.Tensor:
@@ -132,42 +136,52 @@ class LossGrads:
         log π_ref), z_ab = h_a − h_b, W = D ⊙ φ′(z) (D the record weights),
         ∂L/∂g_a = β·(Σ_b W_ab − Σ_b W_ba). β is applied to the ``[b, P, Y]`` tensors, so the
         ``[b, P, Y, Y]`` grid sees one subtraction, φ′, one product and two sums."""
-        beta, scaled = self.scaled_gaps(i, logp)
+        beta, scaled = self.scaled_gaps(self.losses[i], logp)
         weighted = self.losses[i].dphi(scaled[..., :, None] - scaled[..., None, :])
         weighted.mul_(self.grid.cut("weight", block, self.runs))
         return (weighted.sum(-1) - weighted.sum(-2)).mul_(beta)
 
-    def pair_grid_grad(self, i, block, logp) -> torch.Tensor:
+    def pair_grid_grad(self, logp) -> torch.Tensor:
         """``margin_grid_grad`` with φ′ evaluated once per unordered pair {a, a + d mod Y},
         d = 1…⌊Y/2⌋ (``_PairGrid``), for a loss with φ′(z) + φ′(−z) = κ. With S = D + Dᵀ,
         ∂L/∂g_a = β·Σ_c [S_ac·φ′(z_ac) − κ·D_ca]; a pair's cell for its second response is
         S·φ′(z_ca) = κ·S − S·φ′(z_ac), so with u[d, a] = S_{a,a+d}·φ′(z_{a,a+d}):
-        ∂L/∂g_a = β·(Σ_d u[d, a] − Σ_d u[d, a − d] + κ·c_a), c the constant ``_PairGrid.offset``."""
-        loss, Y = self.losses[i], logp.shape[-1]
-        beta, scaled = self.scaled_gaps(i, logp)
-        partners = _PairGrid.partners(scaled, self.pairs.half)
-        doubled = scaled.new_empty(*partners.shape[:-1], 2 * Y)          # u twice along a, for the wrap-around
-        u = torch.sub(scaled[..., None, :], partners, out=doubled[..., :Y])
-        torch.mul(loss.dphi_(u), self.pairs.cut("weight", block, self.runs), out=u)
-        doubled[..., Y:] = u
-        offset = self.pairs.cut("offset", block, self.runs).mul(loss.dphi_pair_sum(scaled))
-        return u.sum(-2).sub_(_PairGrid.second(doubled)).add_(offset).mul_(beta)
+        ∂L/∂g_a = β·(Σ_d u[d, a] − Σ_d u[d, a − d] + κ·c_a), c the constant ``_PairGrid.offset``.
+        φ′ = ψ + c′ (``loss.dphi_kernel_``, ``loss.dphi_shift``; DPO: ψ = σ, c′ = −1): the grid
+        holds S·ψ, and c′'s share, c′·``_PairGrid.spread``, joins the constant. Only the
+        ``[block, P, H, Y]`` grid is cut into blocks of runs; the ``[B, P, Y]`` steps are done once."""
+        grid, beta, scaled = self.pairs, *self.scaled_gaps(self.loss, logp)
+        half, Y = grid.half, logp.shape[-1]
+        partners = _PairGrid.partners(scaled, half)
+        first, second = torch.empty_like(logp), torch.empty_like(logp)
+        size = self.blocks[0].stop
+        buffer = logp.new_empty(size, logp.shape[1], half, half + Y)    # u, its last H columns copied in front
+        for i, block in enumerate(self.blocks):
+            wrapped = buffer[:block.stop - block.start]
+            u = wrapped[..., half:]
+            torch.sub(scaled[block, ..., None, :], partners[block], out=u)
+            torch.mul(self.losses[i].dphi_kernel_(u), grid.cut("weight", block, self.runs), out=u)
+            wrapped[..., :half] = u[..., Y - half:]
+            torch.sum(u, -2, out=first[block])
+            torch.sum(_PairGrid.second(wrapped), -2, out=second[block])
+        return first.sub_(second).add_(self.pair_constant).mul_(beta)
 
     def pair_grid_value(self, i, block, logp) -> torch.Tensor:
         """``margin_grid_value`` with φ once per unordered pair: φ′(z) + φ′(−z) = κ and
         φ(0) − φ(−0) = 0 give φ(−z) = φ(z) − κ·z, so a pair's two cells hold
-        D_ac·φ(z_ac) + D_ca·φ(z_ca) = S_ac·φ(z_ac) − κ·D_ca·z_ac."""
-        loss = self.losses[i]
-        _, scaled = self.scaled_gaps(i, logp)
-        partners = _PairGrid.partners(scaled, self.pairs.half)
+        D_ac·φ(z_ac) + D_ca·φ(z_ca) = S_ac·φ(z_ac) − κ·D_ca·z_ac. The linear part is
+        Σ D_ca·z_ac = Σ_a h_a·``_PairGrid.reverse``_a, with no grid."""
+        loss, grid = self.losses[i], self.pairs
+        _, scaled = self.scaled_gaps(loss, logp)
+        partners = _PairGrid.partners(scaled, grid.half)
         z = torch.sub(scaled[..., None, :], partners, out=scaled.new_empty(partners.shape))
-        linear = (z * self.pairs.cut("reverse", block, self.runs)).sum((-3, -2, -1))
+        linear = _per_run_dot(scaled, grid.cut("reverse", block, self.runs))
         kappa = torch.as_tensor(loss.dphi_pair_sum(scaled), dtype=z.dtype, device=z.device).reshape(-1)
-        return (loss.phi(z) * self.pairs.cut("weight", block, self.runs)).sum((-3, -2, -1)) - kappa * linear
+        return _per_run_dot(loss.phi(z), grid.cut("weight", block, self.runs)) - kappa * linear
 
     def margin_grid_value(self, i, block, logp) -> torch.Tensor:
         """Σ_ab D_ab·φ(z_ab) per run (cells without a record have D = 0)."""
-        _, scaled = self.scaled_gaps(i, logp)
+        _, scaled = self.scaled_gaps(self.losses[i], logp)
         values = self.losses[i].phi(scaled[..., :, None] - scaled[..., None, :])
         return values.mul_(self.grid.cut("weight", block, self.runs)).sum((-3, -2, -1))
 
@@ -262,6 +276,14 @@ class LossGrads:
         return (weight * loss(**inputs, **state)).sum(-1).expand(logp.shape[0])
 
 
+def _per_run_dot(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Σ values·weight over every axis but the first ``[b]``; ``weight`` shared (``[1, ...]``, one
+    matrix–vector product) or per run."""
+    if weight.shape[0] == 1:
+        return values.flatten(1) @ weight.flatten()
+    return torch.linalg.vecdot(values.flatten(1), weight.flatten(1))
+
+
 def _plain_margin(loss) -> bool:
     """Whether ``loss`` declares itself φ(β·Δ) of the reference margin (``loss.plain_margin``), with
     no per-record inputs beyond the log-probs (a length-normalised IPO has some)."""
@@ -310,11 +332,14 @@ class _PairGrid:
     column a holds the pair {a, a + d mod Y} (each pair once; for even Y the row d = Y/2 holds each
     pair twice, at half weight). ``weight`` ``[1 or B, P, H, Y]``: S = D + Dᵀ on that layout;
     ``offset`` ``[1 or B, P, Y]``: c_a = Σ_d S_{a−d,a} − Σ_c D_ca, so that κ·c_a collects the
-    constant parts of the cells where a is the second response and of −κ·D_ca; ``reverse``
-    ``[1 or B, P, H, Y]``: D_{a+d,a}, the weight of each pair's other orientation (for the value)."""
+    constant parts of the cells where a is the second response and of −κ·D_ca; ``spread``
+    ``[1 or B, P, Y]``: Σ_d S_{a,a+d} − Σ_d S_{a−d,a}, what a constant φ′ = 1 adds to ∂L/∂g_a;
+    ``reverse`` ``[1 or B, P, Y]``: Σ_d D_{a+d,a} − Σ_d D_{a,a−d}, the coefficient of h_a in
+    Σ_pairs D_{a+d,a}·(h_a − h_{a+d}) (for the value)."""
 
     weight: torch.Tensor
     offset: torch.Tensor
+    spread: torch.Tensor
     reverse: torch.Tensor
     half: int
 
@@ -328,7 +353,9 @@ class _PairGrid:
         if Y % 2 == 0:
             weight[..., -1, :] *= 0.5
             reverse[..., -1, :] *= 0.5
-        return cls(weight, cls.second(torch.cat([weight, weight], -1)) - table.sum(-2), reverse, half)
+        at_second = cls.second(torch.cat([weight[..., Y - half:], weight], -1)).sum(-2)
+        reverse = reverse.sum(-2) - cls.second(torch.cat([reverse[..., Y - half:], reverse], -1)).sum(-2)
+        return cls(weight, at_second - table.sum(-2), weight.sum(-2) - at_second, reverse, half)
 
     @staticmethod
     def partners(scaled: torch.Tensor, half: int) -> torch.Tensor:
@@ -336,14 +363,14 @@ class _PairGrid:
         return torch.cat([scaled, scaled], -1).unfold(-1, scaled.shape[-1], 1)[..., 1:half + 1, :]
 
     @staticmethod
-    def second(doubled: torch.Tensor) -> torch.Tensor:
-        """Σ_d u[..., d, (a − d) mod Y] ``[..., Y]`` from ``doubled`` = u ``[..., H, Y]`` written twice
-        along a (``[..., H, 2Y]``, contiguous): each pair's value at its second response, read with a
-        stride of 2Y − 1 over d."""
-        half, Y = doubled.shape[-2], doubled.shape[-1] // 2
-        view = doubled.as_strided((*doubled.shape[:-2], half, Y), (*doubled.stride()[:-2], 2 * Y - 1, 1),
-                                  doubled.storage_offset() + Y - 1)
-        return view.sum(-2)
+    def second(wrapped: torch.Tensor) -> torch.Tensor:
+        """The view ``[..., H, Y]`` of u[..., d, (a − d) mod Y] at row d − 1, column a (each pair's value at
+        its second response) from ``wrapped`` = u ``[..., H, Y]`` with its last H columns copied in
+        front (``[..., H, H + Y]``, contiguous), read with a stride of H + Y − 1 over d."""
+        half = wrapped.shape[-2]
+        Y = wrapped.shape[-1] - half
+        return wrapped.as_strided((*wrapped.shape[:-2], half, Y), (*wrapped.stride()[:-2], half + Y - 1, 1),
+                                  wrapped.storage_offset() + half - 1)
 
     def cut(self, name: str, block: slice, runs: int) -> torch.Tensor:
         return _block_of(getattr(self, name), block, runs)

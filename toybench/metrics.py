@@ -70,9 +70,12 @@ def _reduce(per_prompt_values: torch.Tensor, prompt_weights, per_prompt: bool) -
         raise ValueError(f"per_prompt must be True or False, got {per_prompt!r}")
     if per_prompt:
         return per_prompt_values
-    rho = _weights(prompt_weights, per_prompt_values.shape[-1], per_prompt_values)
-    weighted = torch.where(rho > 0, rho * per_prompt_values, torch.zeros_like(per_prompt_values))
-    return weighted.sum(-1)
+    return _average(per_prompt_values, _weights(prompt_weights, per_prompt_values.shape[-1], per_prompt_values))
+
+
+def _average(per_prompt_values: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+    """Σ_x ρ_x·v_x over the last axis for normalised weights ρ ``[P]``."""
+    return torch.where(rho > 0, rho * per_prompt_values, torch.zeros_like(per_prompt_values)).sum(-1)
 
 
 def _response_table(values, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -95,29 +98,38 @@ def kl(p_logp, q_logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor
     response π* keeps)."""
     p, q = _table(p_logp, "p_logp"), _table(q_logp, "q_logp")
     _same_grid(p, q, "p_logp and q_logp")
-    terms = torch.where(p == -torch.inf, torch.zeros_like(p), p.exp() * (p - q))
-    return _reduce(terms.sum(-1), prompt_weights, per_prompt)
+    return _reduce(_kl(p, q), prompt_weights, per_prompt)
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL per prompt ``[..., P]`` of two checked tables."""
+    return torch.where(p == -torch.inf, torch.zeros_like(p), p.exp() * (p - q)).sum(-1)
 
 
 def tv(p_logp, q_logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
     """Total variation TV_x = ½·Σ_y |p(y|x) − q(y|x)|, ρ-averaged."""
     p, q = _table(p_logp, "p_logp"), _table(q_logp, "q_logp")
     _same_grid(p, q, "p_logp and q_logp")
-    return _reduce(0.5 * (p.exp() - q.exp()).abs().sum(-1), prompt_weights, per_prompt)
+    return _reduce(_tv(p, q), prompt_weights, per_prompt)
+
+
+def _tv(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (p.exp() - q.exp()).abs().sum(-1)
 
 
 def entropy(logp, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
     """Shannon entropy H_x(π) = −Σ_y π(y|x)·log π(y|x) in nats, 0·log 0 = 0."""
-    table = _table(logp, "logp")
-    terms = torch.where(table == -torch.inf, torch.zeros_like(table), table.exp() * table)
-    return _reduce(-terms.sum(-1), prompt_weights, per_prompt)
+    return _reduce(_entropy(_table(logp, "logp")), prompt_weights, per_prompt)
+
+
+def _entropy(table: torch.Tensor) -> torch.Tensor:
+    return -torch.where(table == -torch.inf, torch.zeros_like(table), table.exp() * table).sum(-1)
 
 
 def expected_reward(logp, reward, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
     """R(π) = Σ_x ρ_x Σ_y π(y|x)·r(x, y), ``reward`` ``[P, Y]``."""
     table = _table(logp, "logp")
-    r = _response_table(reward, "reward", table)
-    return _reduce((table.exp() * r).sum(-1), prompt_weights, per_prompt)
+    return _reduce((table.exp() * _response_table(reward, "reward", table)).sum(-1), prompt_weights, per_prompt)
 
 
 def win_rate(logp, ref_logp, preference, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
@@ -133,17 +145,22 @@ def win_rate(logp, ref_logp, preference, *, prompt_weights=None, per_prompt=Fals
         raise ValueError(f"preference must have shape [{P}, {Y}, {Y}] (P(y ≻ y'|x)), got {tuple(pref.shape)}")
     if not torch.isfinite(pref).all() or (pref < 0).any() or (pref > 1).any():
         raise ValueError("preference entries must be probabilities in [0, 1]")
-    per_x = torch.einsum("...py,pyz,...pz->...p", table.exp(), pref, opponent.exp())
-    return _reduce(per_x, prompt_weights, per_prompt)
+    return _reduce(_win_rate(table, opponent, pref), prompt_weights, per_prompt)
+
+
+def _win_rate(table: torch.Tensor, opponent: torch.Tensor, pref: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("...py,pyz,...pz->...p", table.exp(), pref, opponent.exp())
 
 
 def mass_on_best(logp, reward, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
     """Σ_{y ∈ argmax_y r(x,y)} π(y|x): the probability of a best response; tied maximisers
     (exactly equal rewards) all count. ρ-averaged."""
     table = _table(logp, "logp")
-    r = _response_table(reward, "reward", table)
-    best = r == r.amax(-1, keepdim=True)
-    return _reduce((table.exp() * best).sum(-1), prompt_weights, per_prompt)
+    return _reduce(_mass_on_best(table, _response_table(reward, "reward", table)), prompt_weights, per_prompt)
+
+
+def _mass_on_best(table: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+    return (table.exp() * (reward == reward.amax(-1, keepdim=True))).sum(-1)
 
 
 def top_responses(logp, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,20 +320,23 @@ def summary(logp, prob, target_logp=None) -> dict:
     ``kl_to_ref`` = KL(π‖π_ref) (reverse, the RLHF regulariser), ``entropy``, ``win_rate`` vs π_ref
     under ``prob.preference_matrix()``; under BT also ``expected_reward`` and ``mass_on_best``; with
     a target π_tgt also ``kl_to_target`` = KL(π‖π_tgt) (reverse), ``kl_from_target`` = KL(π_tgt‖π)
-    (forward) and ``tv_to_target``."""
+    (forward) and ``tv_to_target``. The inputs are checked once; the problem's own tables are
+    valid by construction."""
     table = _table(logp, "logp")
     if tuple(table.shape[-2:]) != (prob.P, prob.Y):
         raise ValueError(f"logp has shape {tuple(table.shape)} but the problem has P={prob.P}, Y={prob.Y}")
-    rho = prob.prompt_weights
-    ref = prob.ref_logp.to(table.device)
-    result = {"kl_to_ref": kl(table, ref, prompt_weights=rho),
-              "entropy": entropy(table, prompt_weights=rho),
-              "win_rate": win_rate(table, ref, prob.preference_matrix(), prompt_weights=rho)}
+    rho = _weights(prob.prompt_weights, prob.P, table)
+    to = {"device": table.device, "dtype": torch.float64}
+    ref = prob.ref_logp.to(**to)
+    per_prompt = {"kl_to_ref": _kl(table, ref), "entropy": _entropy(table),
+                  "win_rate": _win_rate(table, ref, prob.preference_matrix().to(**to))}
     if prob.reward is not None:
-        result["expected_reward"] = expected_reward(table, prob.reward, prompt_weights=rho)
-        result["mass_on_best"] = mass_on_best(table, prob.reward, prompt_weights=rho)
+        reward = prob.reward.to(**to)
+        per_prompt["expected_reward"] = (table.exp() * reward).sum(-1)
+        per_prompt["mass_on_best"] = _mass_on_best(table, reward)
     if target_logp is not None:
-        result["kl_to_target"] = kl(table, target_logp, prompt_weights=rho)
-        result["kl_from_target"] = kl(target_logp, table, prompt_weights=rho)
-        result["tv_to_target"] = tv(table, target_logp, prompt_weights=rho)
-    return result
+        target = _table(target_logp, "target_logp")
+        _same_grid(table, target, "logp and target_logp")
+        per_prompt.update(kl_to_target=_kl(table, target), kl_from_target=_kl(target, table),
+                          tv_to_target=_tv(table, target))
+    return {name: _average(values, rho) for name, values in per_prompt.items()}

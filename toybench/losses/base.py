@@ -172,9 +172,14 @@ class MarginLoss(Loss):
     def dphi(self, z):
         """dφ/dz."""
 
-    def dphi_(self, z):
-        """φ′(z), allowed to overwrite ``z`` (training's pair-grid buffer); default ``dphi``."""
+    def dphi_kernel_(self, z):
+        """φ′(z) − c with c = ``dphi_shift``, allowed to overwrite ``z`` (training's pair-grid
+        buffer); default ``dphi`` (c = 0). Training adds c's share once per response, not per cell."""
         return self.dphi(z)
+
+    def dphi_shift(self, like):
+        """The constant c of ``dphi_kernel_`` (``hp``-broadcast against ``like``); default 0."""
+        return 0.0
 
     def dphi_pair_sum(self, like):
         """κ with φ′(z) + φ′(−z) = κ for every z (``hp``-broadcast against ``like``), or None when

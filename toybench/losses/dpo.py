@@ -38,8 +38,11 @@ class DPO(MarginLoss):
     def dphi(self, z):
         return -torch.sigmoid(-z)
 
-    def dphi_(self, z):
-        return z.sigmoid_().sub_(1.0)                # −σ(−z) = σ(z) − 1
+    def dphi_kernel_(self, z):
+        return z.sigmoid_()                          # −σ(−z) = σ(z) − 1
+
+    def dphi_shift(self, like):
+        return -1.0
 
     def dphi_pair_sum(self, like):
         return -1.0                                  # −σ(−z) − σ(z)

@@ -46,8 +46,11 @@ class CDPO(MarginLoss):
     def dphi(self, z):
         return torch.sigmoid(z) - (1 - self.hp("eps", z))
 
-    def dphi_(self, z):
-        return z.sigmoid_().sub_(1 - self.hp("eps", z))
+    def dphi_kernel_(self, z):
+        return z.sigmoid_()
+
+    def dphi_shift(self, like):
+        return self.hp("eps", like) - 1
 
     def dphi_pair_sum(self, like):
         return 2 * self.hp("eps", like) - 1          # σ(z) + σ(−z) − 2(1 − ε)
@@ -94,6 +97,13 @@ class RDPO(MarginLoss):
 
     def dphi_pair_sum(self, like):
         return -1 / (1 - 2 * self.hp("eps", like))   # −[(1 − ε) + ε]·(σ(−z) + σ(z))/(1 − 2ε)
+
+    def dphi_kernel_(self, z):
+        return z.sigmoid_()                          # φ′(z) = σ(z) − (1 − ε)/(1 − 2ε)
+
+    def dphi_shift(self, like):
+        eps = self.hp("eps", like)
+        return (eps - 1) / (1 - 2 * eps)
 
     def target(self, prob, noise=0.0):
         """Clean π*_β when the data's flip rate equals ``eps`` (BT, pair law μ); else None."""

@@ -12,9 +12,9 @@ call) and includes ``tb.train``'s set-up. Printed:
    on ``LOOP_RUNS`` runs (runs are independent, so the rate per run-step carries over);
 3. the roofline fraction at B = 256. Byte model per run-step of DPO's path, which evaluates φ′ once
    per unordered pair on an [H, Y] float32 layout (H = ⌊Y/2⌋ partner offsets per response): the
-   layout is written (gaps), read and written twice (φ′ in place, × pair weights, which are read
-   once), copied once more (read and written, for the wrap-around) and read twice (the two sums):
-   10 × 4·P·H·Y bytes; the [P, Y] float32 logits, gradient and two Adam moments are read and
+   layout is written (gaps), read and written twice (φ′'s kernel in place, × pair weights, which are
+   read once), its last H of Y columns copied (read and written, for the wrap-around: about one
+   pass) and read twice (the two sums): 9 × 4·P·H·Y bytes; the [P, Y] float32 logits, gradient and two Adam moments are read and
    written: 8 × 4·P·Y bytes. Roofline = measured copy bandwidth (a ``torch`` copy of a 256 MiB
    float32 buffer: 2 × 256 MiB moved) / bytes per run-step. Blocks of runs keep the layout in
    cache, so the fraction can exceed 1 on machines with large caches;
@@ -106,7 +106,7 @@ def copy_bandwidth(nbytes: int = COPY_BYTES, trials: int = 5) -> float:
 
 def bytes_per_run_step(P: int, Y: int) -> int:
     """The byte model of the module docstring (float32)."""
-    return 10 * 4 * P * (Y // 2) * Y + 8 * 4 * P * Y
+    return 9 * 4 * P * (Y // 2) * Y + 8 * 4 * P * Y
 
 
 def exponent(sizes, seconds) -> float:
@@ -147,7 +147,7 @@ def main(steps: int = 50, quick: bool = False, threads: int | None = None, out=p
     per_step = bytes_per_run_step(PROMPTS, RESPONSES)
     roofline, roofline_cpu = bandwidth / per_step, bandwidth_cpu / per_step
     out(f"  roofline: copy bandwidth {bandwidth / 1e9:.1f} GB/s ({bandwidth_cpu / 1e9:.1f} per CPU-second), "
-        f"{per_step / 1e3:.0f} kB per run-step (10×4·P·⌊Y/2⌋·Y pair layout + 8×4·P·Y tables) → {roofline:,.0f} run-steps/s; "
+        f"{per_step / 1e3:.0f} kB per run-step (9×4·P·⌊Y/2⌋·Y pair layout + 8×4·P·Y tables) → {roofline:,.0f} run-steps/s; "
         f"B={middle} reaches {rates[middle] / roofline:.0%} ({cpu_rates[middle] / roofline_cpu:.0%} in CPU time)")
     seconds_y, cpu_y = [], []
     for Y in y_sweep:
