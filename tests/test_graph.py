@@ -16,7 +16,7 @@ def union_find_labels(adjacency: np.ndarray) -> np.ndarray:
             a = parent[a]
         return a
 
-    for a, b in zip(*np.nonzero(adjacency)):
+    for a, b in zip(*np.nonzero(adjacency), strict=True):
         ra, rb = root(a), root(b)
         parent[max(ra, rb)] = min(ra, rb)
     names, labels = {}, []
