@@ -158,3 +158,40 @@ def test_plot_of_a_metric_kept_only_at_the_ends_marks_its_two_points():
     assert [list(line.get_xdata()) for line in ax.get_lines()] == [[0, 10], [0, 10]]
     assert ax.get_lines()[0].get_marker() == "o"
     matplotlib.pyplot.close(ax.figure)
+
+
+class DroppingPolicy:
+    """The policy protocol (``runs``, ``logp``, ``parameters``; autograd for the gradient) with one
+    response per prompt held at zero mass: log π = log_softmax(s + m), m = −∞ there, 0 elsewhere."""
+
+    def __init__(self, logits: torch.Tensor, dropped: int):
+        self.runs = logits.shape[0]
+        self.logits = logits.clone().requires_grad_(True)
+        self.mask = torch.zeros(logits.shape[-1], dtype=logits.dtype)
+        self.mask[dropped] = -torch.inf
+
+    def logp(self):
+        return torch.log_softmax(self.logits + self.mask, -1)
+
+    def parameters(self):
+        return [self.logits]
+
+
+def test_quick_records_of_a_policy_that_drops_a_response():
+    """π(y) = 0 for one response: 0·log 0 = 0 in the entropy and KL(π‖·), and KL(π_tgt‖π) = +∞
+    where the target keeps it; the intermediate records agree with toybench.metrics on the same
+    tables (float64 policy, so to float64 rounding)."""
+    prob = tb.Problem.random(tb.FlatSpace(4), prompts=2, seed=3)
+    loss, pairs = tb.losses.make("dpo"), tb.population(prob)
+    init = torch.tensor(np.random.default_rng(4).normal(size=(2, 2, 4)))
+    history = train(DroppingPolicy(init, dropped=1), loss, pairs, steps=2, lr=0.1, log_every=1, metrics="all",
+                    target=prob.ref_logp)
+    step_one = DroppingPolicy(init, dropped=1)
+    train(step_one, loss, pairs, steps=1, lr=0.1)
+    expected = summary(step_one.logp().detach(), prob, prob.ref_logp)
+    record = history.records[1]
+    assert history.steps == [0, 1, 2]
+    assert torch.isinf(record["kl_from_target"]).all() and (record["kl_from_target"] > 0).all()
+    for key in ("entropy", "kl_to_ref", "kl_to_target", "tv_to_target", "win_rate", "expected_reward"):
+        assert torch.isfinite(record[key]).all(), key
+        np.testing.assert_allclose(record[key].numpy(), expected[key].numpy(), rtol=1e-12, atol=1e-12, err_msg=key)

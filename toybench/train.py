@@ -328,6 +328,7 @@ class _Recorder:
             self.target_p, self.target_dropped = target.exp(), target == -math.inf
             self.target_finite = target.masked_fill(self.target_dropped, 0.0)
             self.target_plogp = torch.special.xlogy(self.target_p, self.target_p).sum(-1)   # Σ π_tgt log π_tgt
+            self.target_kept = self.target_p > 0
 
     def exact(self, step, policy):
         """Every metric in float64, from the policy's table renormalised in float64."""
@@ -357,13 +358,15 @@ class _Recorder:
     def flush(self):
         """The asked metrics of every kept step, per prompt then ρ-averaged, over ``[S, B, P, Y]``.
 
-        KL(π‖q) = Σ π log π − Σ π log q, with 0·log 0 = 0 (``xlogy``) and +∞ where q drops a
-        response π keeps; KL(π_tgt‖π) = Σ π_tgt log π_tgt − Σ π_tgt log π."""
+        KL(π‖q) = Σ π log π − Σ π log q, with 0·log 0 = 0 (log π = −∞ is clamped to the dtype's
+        lowest number, so its term is 0·finite) and +∞ where q drops a response π keeps;
+        KL(π_tgt‖π) = Σ π_tgt log π_tgt − Σ π_tgt log π (+∞ where π drops a response π_tgt keeps)."""
         if not self.pending:
             return
         with torch.no_grad():
-            p = torch.stack([logp for _, logp, _ in self.pending]).exp_()               # [S, B, P, Y]
-            plogp = torch.special.xlogy(p, p).sum(-1)
+            logp = torch.stack([logp for _, logp, _ in self.pending])                   # [S, B, P, Y]
+            p = logp.exp()
+            plogp = (p * logp.clamp_min(torch.finfo(logp.dtype).min)).sum(-1)
             linear = torch.einsum("sbpy,pyk->sbpk", p, self.columns)
             per_prompt = {"kl_to_ref": plogp - linear[..., 0], "entropy": -plogp, "win_rate": linear[..., 1]}
             if self.columns.shape[-1] > 2:
@@ -371,7 +374,8 @@ class _Recorder:
             if self.target is not None:
                 outside = (p * self.target_dropped).sum(-1) > 0
                 per_prompt["kl_to_target"] = (plogp - (p * self.target_finite).sum(-1)).masked_fill_(outside, math.inf)
-                per_prompt["kl_from_target"] = self.target_plogp - torch.special.xlogy(self.target_p, p).sum(-1)
+                cross = torch.where(self.target_kept, self.target_p * logp, 0.0).sum(-1)     # Σ π_tgt log π
+                per_prompt["kl_from_target"] = self.target_plogp - cross
                 per_prompt["tv_to_target"] = 0.5 * (p - self.target_p).abs().sum(-1)
             asked = [name for name in self.names if name in per_prompt]
             values = (torch.stack([per_prompt[name] for name in asked] or [plogp]) * self.rho).sum(-1).double()
