@@ -15,7 +15,7 @@ one process, alternated over ``--trials`` trials (median reported):
 
 Each call's time includes its setup and its two float64 history records (first and last step).
 Throughput is run-steps per second (runs × steps / seconds); the ratio is batched over loop (goal
-≥ 30× on a 2-core CPU); the default call's slowdown is fastest over default (goal ≤ 1.5×). ``--threads N`` sets torch's intra-op threads for
+≥ 60× on a 2-core CPU); the default call's slowdown is fastest over default (goal ≤ 1.5×). ``--threads N`` sets torch's intra-op threads for
 all three (default: torch's own). ``--loss NAME`` benchmarks another registered loss (default
 hyperparameters), ``--all`` prints the ratio for every registered loss with shorter runs.
 
