@@ -1,7 +1,7 @@
 """Registered claims. ``run()`` evaluates them; each module below registers one topic's claims."""
-from . import (  # noqa: F401  # noqa: F401  # noqa: F401
+from . import (  # noqa: F401  (imported to register their claims)
     adaptive,
-    anchor,  # noqa: F401
+    anchor,
     bregman,
     core,
     did,
