@@ -114,6 +114,26 @@ def test_dphi_pair_sums_by_hand():
     assert {"dpo", "cdpo", "rdpo", "ipo"} <= set(PAIR_SUM_LOSSES)
 
 
+@pytest.mark.parametrize("data", ["population", "per_run_sample"])
+@pytest.mark.parametrize("name", ["dpo", "cdpo", "rdpo"])
+def test_pair_grid_in_ragged_run_blocks_equals_autograd(monkeypatch, name, data):
+    """Five runs in blocks of 2, 2 and 1 (the grid buffer cut to the last block's size), per-run β
+    and ε: the gradient and value equal autograd's on the record list."""
+    monkeypatch.setattr(loss_grads, "RUN_BLOCK", 2)
+    prob = tb.Problem.random(tb.FlatSpace(6), prompts=3, seed=8)
+    hypers = {"beta": torch.tensor([0.3, 0.5, 1.0, 2.0, 4.0], dtype=torch.float64)}
+    if name != "dpo":
+        hypers["eps"] = torch.tensor([0.05, 0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    loss = tb.losses.make(name, **hypers)
+    pairs = tb.population(prob, 0.1) if data == "population" else tb.sample_pairs(prob, n=200, seed=[1, 2, 3, 4, 5])
+    logp = torch.log_softmax(torch.tensor(np.random.default_rng(9).normal(size=(5, 3, 6)) * 2), dim=-1)
+    side = loss_grads.LossGrads(loss, pairs, 5, like=logp)
+    assert side.pairs is not None and [b.stop - b.start for b in side.blocks] == [2, 2, 1]
+    value, expected = autograd_objective(loss, logp, pairs)
+    np.testing.assert_allclose(side.grad(logp).numpy(), expected.numpy(), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(side.value(logp).numpy(), value.numpy(), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("responses", [2, 3, 6, 7])
 @pytest.mark.parametrize("data", ["population", "per_run_sample"])
 @pytest.mark.parametrize("name", ["dpo", "cdpo", "ipo", "rdpo"])
