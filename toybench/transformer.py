@@ -100,7 +100,7 @@ class TinyTransformer(TokenPolicy):
         self._last_token = tree.prefix_tokens[1:count].gather(1, (depth[1:, None] - 1)).flatten().to(self.device)
         self._ancestors = ancestors.to(self.device)
         hidden = torch.zeros(visible.shape, dtype=self.dtype).masked_fill_(~visible, -math.inf)
-        self._hidden_bias = hidden[:, :, None].to(self.device)      # [N_inner, seq_len, 1]: −∞ beyond the depth
+        self._hidden_bias = hidden[:, :, None, None, None].to(self.device)  # [N_inner, seq_len, 1, 1, 1]: −∞ beyond the depth
         self._responses = tree.response_prefix.to(self.device)
 
     def _inputs(self) -> torch.Tensor:
@@ -116,43 +116,50 @@ class TinyTransformer(TokenPolicy):
         size = count if self.row_chunk is None else self.row_chunk
         return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
-    def _gathered(self, k, v, nodes: slice):
-        """Keys and values ``[B, P, n, L, H, e]`` of the ancestors of the prefixes ``nodes``."""
+    def _gathered(self, kp, vp, nodes: slice):
+        """Keys and values ``[n, L, B, P, H, e]`` of the ancestors of the prefixes ``nodes``, from
+        prefix-major keys and values ``[N_inner, B, P, H, e]``."""
         ancestors = self._ancestors[nodes]
-        shape = (*k.shape[:2], *ancestors.shape, *k.shape[3:])
-        return k.index_select(2, ancestors.flatten()).view(shape), v.index_select(2, ancestors.flatten()).view(shape)
+        shape = (*ancestors.shape, *kp.shape[1:])
+        return kp.index_select(0, ancestors.flatten()).view(shape), vp.index_select(0, ancestors.flatten()).view(shape)
 
     def _attend(self, q, k, v, keep: bool):
         """Causal attention of every inner prefix over its ancestors, from queries, keys and values
-        ``[B, P, N_inner, H, e]``: the mixed values ``[B, M, width]`` and, if ``keep``, per chunk of
-        prefixes (attention weights ``[B, P, n, L, H]``, keys, values ``[B, P, n, L, H, e]``) for ``vjp``."""
+        ``[B, P, N_inner, H, e]``: the mixed values ``[B, M, width]`` and, if ``keep``, for ``vjp`` the
+        prefix-major queries and, per chunk of prefixes, the attention weights ``[n, L, B, P, H]``,
+        keys and values ``[n, L, B, P, H, e]``. Attention runs prefix-major (``[N_inner, B, P, H, e]``):
+        every product and sum is over rows of B·P·H·e contiguous numbers, and the backward pass adds
+        onto the ancestors along the first axis (measured ~35 % faster than run-major at B = 64)."""
         B, P, count, H, e = q.shape
+        qp, kp, vp = (t.permute(2, 0, 1, 3, 4).contiguous() for t in (q, k, v))
         parts, saved = [], []
         for nodes in self._chunks():
-            keys, values = self._gathered(k, v, nodes)
-            scores = (q[:, :, nodes, None] * keys).sum(-1) * e ** -0.5 + self._hidden_bias[nodes]
-            weight = torch.softmax(scores, 3)
-            parts.append((weight[..., None] * values).sum(3))
+            keys, values = self._gathered(kp, vp, nodes)
+            scores = (qp[nodes, None] * keys).sum(-1) * e ** -0.5 + self._hidden_bias[nodes]
+            weight = torch.softmax(scores, 1)
+            parts.append((weight[..., None] * values).sum(1))
             if keep:
                 saved.append((weight, keys, values))
-        return (parts[0] if len(parts) == 1 else torch.cat(parts, 2)).view(B, -1, H * e), saved
+        mixed = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
+        return mixed.permute(1, 2, 0, 3, 4).reshape(B, -1, H * e), (qp, saved)
 
     def _attend_vjp(self, q, saved, grad_mixed):
         """∂/∂(q, k, v) ``[B, M, 3·width]`` of Σ grad_mixed·mixed: with s the scaled scores and
         w = softmax(s), ∂s = w ⊙ (∂w − Σ_L w ⊙ ∂w), ∂q = Σ_L ∂s·k/√e, ∂k = ∂s·q/√e, ∂v = w·∂mixed
-        (keys and values summed back onto each ancestor with ``index_add_``)."""
+        (keys and values summed back onto each ancestor with ``index_add_`` along the prefix axis)."""
         B, P, count, H, e = q.shape
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(q), torch.zeros_like(q)
-        grad_mixed = grad_mixed.view(B, P, count, 1, H, e)
-        for nodes, (w, keys, values) in zip(self._chunks(), saved, strict=True):
-            g, ancestors = grad_mixed[:, :, nodes], self._ancestors[nodes].flatten()
+        qp, chunks = saved
+        grad_all = grad_mixed.view(B, P, count, H, e).permute(2, 0, 1, 3, 4).contiguous()
+        grad_q, grad_k, grad_v = torch.empty_like(qp), torch.zeros_like(qp), torch.zeros_like(qp)
+        for nodes, (w, keys, values) in zip(self._chunks(), chunks, strict=True):
+            g, ancestors = grad_all[nodes, None], self._ancestors[nodes].flatten()
             grad_w = (values * g).sum(-1)
-            grad_s = (grad_w - (w * grad_w).sum(3, keepdim=True)).mul_(w).mul_(e ** -0.5)[..., None]
-            grad_q[:, :, nodes] = (grad_s * keys).sum(3)
-            # outer products: one factor laid out in full first (broadcasting both measured 3× slower)
-            grad_k.index_add_(2, ancestors, q[:, :, nodes, None].expand_as(keys).contiguous().mul_(grad_s).flatten(2, 3))
-            grad_v.index_add_(2, ancestors, g.expand_as(values).contiguous().mul_(w[..., None]).flatten(2, 3))
-        return torch.cat([grad_q.flatten(3), grad_k.flatten(3), grad_v.flatten(3)], -1).view(B, -1, 3 * H * e)
+            grad_s = (grad_w - (w * grad_w).sum(1, keepdim=True)).mul_(w).mul_(e ** -0.5)[..., None]
+            torch.sum(grad_s * keys, 1, out=grad_q[nodes])
+            grad_k.index_add_(0, ancestors, (grad_s * qp[nodes, None]).flatten(0, 1))
+            grad_v.index_add_(0, ancestors, (w[..., None] * g).flatten(0, 1))
+        grads = [t.permute(1, 2, 0, 3, 4).flatten(3) for t in (grad_q, grad_k, grad_v)]
+        return torch.cat(grads, -1).view(B, -1, 3 * H * e)
 
     def _inner_states(self, tape: list | None = None) -> torch.Tensor:
         """Final (normalised) states of every prefix that chooses a token, ``[B, P, N_inner, width]``;
