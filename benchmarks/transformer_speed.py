@@ -16,22 +16,25 @@ Prints, in one process (float32, whatever device ``--device`` names; default CPU
     python benchmarks/transformer_speed.py [--steps 3] [--trials 3] [--device cuda] [--threads 1] [--quick]
 
 Measured on the idle 2-core development machine (torch 2.13 CPU, ``--trials 3``), 2026-12-07, whose
-host multiplies 1024² float32 matrices at 308 GFLOP/s (2 threads; 155 with one), against 206 on the
-day of the previous figures: 2 threads: 1. ratio 7.7×; 2. a 41.8 ms step, 28.1 GFLOP/s: 9.1%; 3. 3.0 ms;
-one thread: 1. 5.3×; 2. 79.4 ms, 14.8 vs 155 GFLOP/s: 9.6%; 3. 4.6 ms. Before the loss side's pair
-grid did its [B, P, Y] work once per step rather than once per block of runs, the same session
-measured 47.6 ms (8.0%); an earlier day (206 GFLOP/s matmuls, faster elementwise work) 30.6 ms, 19.6%.
+host multiplies 1024² float32 matrices at 281–308 GFLOP/s (2 threads; 152 with one), against 206 on
+the day of the previous figures: 2 threads: 1. ratio 8.4–9.3×; 2. a 37–44 ms step, 27–32 GFLOP/s:
+9.3–11.1%; 3. 3.5–3.8 ms; one thread: 1. 6.2×; 2. 72 ms, 16.3 vs 152 GFLOP/s: 10.7%; 3. 5.0 ms.
+In the same session, the step took 48–49 ms (8.3–8.5%) before attention ran prefix-major and 47.6 ms
+(8.0%) before the loss side's pair grid did its [B, P, Y] work once per step; an earlier day (206
+GFLOP/s matmuls, faster elementwise work) gave 30.6 ms, 19.6%.
 Why 30% is out of reach here: 30% of 308 GFLOP/s for 1.175 GFLOP is a 12.7 ms step, and the step's
 own batched products ([64, 121, 32]·[64, 32, 96]-sized) run at 144–237 GFLOP/s alone and take ~9 ms
 of the step (torch.profiler: bmm and baddbmm, ~130 GFLOP/s), so everything else — attention over the ancestors
 (gathers, products, sums, index_add), LayerNorm, GELU, softmax, the loss side's σ over 64 × 363 × 181
-pairs, Adam — would have to fit in ~4 ms; it takes ~33 ms as eager kernels at width 32.
+pairs, Adam — would have to fit in ~4 ms; it takes ~30 ms as eager kernels at width 32.
 Tried on the same day, none near a 12.7 ms step: ``torch.compile`` (inductor, default mode) of the
 forward pass plus autograd, 36 ms per step against the closed-form ``vjp``'s 42 ms, after a 34 s
 compile; attention as masked dense products over all 121 inner prefixes (``baddbmm``, softmax over
 [B·H, 121, 121], ``bmm``), 8.5 + 12.6 ms per layer forward + backward against the gathered
 ancestors' 6.8 + 4.4 ms (these small batched products run at ~50 GFLOP/s); attention by depth
-level without gathers, the same sums, 9.0 against 7.5 ms per layer (its op count grows as max_len²/2).
+level without gathers, the same sums, 9.0 against 7.5 ms per layer (its op count grows as max_len²/2);
+the gathered layout run prefix-major instead of run-major (kept): 2.0–2.5 + 3.1–4.2 ms against
+3.1–3.4 + 4.8–5.1 ms per layer.
 """
 from __future__ import annotations
 
