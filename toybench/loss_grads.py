@@ -154,8 +154,7 @@ class LossGrads:
         half, Y = grid.half, logp.shape[-1]
         partners = _PairGrid.partners(scaled, half)
         first, second = torch.empty_like(logp), torch.empty_like(logp)
-        size = self.blocks[0].stop
-        buffer = logp.new_empty(size, logp.shape[1], half, half + Y)    # u, its last H columns copied in front
+        buffer = logp.new_empty(self.blocks[0].stop, logp.shape[1], half, half + Y)   # u, its last H columns copied in front
         for i, block in enumerate(self.blocks):
             wrapped = buffer[:block.stop - block.start]
             u = wrapped[..., half:]
@@ -353,8 +352,8 @@ class _PairGrid:
         if Y % 2 == 0:
             weight[..., -1, :] *= 0.5
             reverse[..., -1, :] *= 0.5
-        at_second = cls.second(torch.cat([weight[..., Y - half:], weight], -1)).sum(-2)
-        reverse = reverse.sum(-2) - cls.second(torch.cat([reverse[..., Y - half:], reverse], -1)).sum(-2)
+        at_second = cls.second_sums(weight)
+        reverse = reverse.sum(-2) - cls.second_sums(reverse)
         return cls(weight, at_second - table.sum(-2), weight.sum(-2) - at_second, reverse, half)
 
     @staticmethod
@@ -371,6 +370,12 @@ class _PairGrid:
         Y = wrapped.shape[-1] - half
         return wrapped.as_strided((*wrapped.shape[:-2], half, Y), (*wrapped.stride()[:-2], half + Y - 1, 1),
                                   wrapped.storage_offset() + half - 1)
+
+    @classmethod
+    def second_sums(cls, u: torch.Tensor) -> torch.Tensor:
+        """Σ_d u[..., d, (a − d) mod Y] ``[..., Y]`` of a ``[..., H, Y]`` layout: each pair's value summed
+        at its second response (``second`` on a wrapped copy)."""
+        return cls.second(torch.cat([u[..., u.shape[-1] - u.shape[-2]:], u], -1)).sum(-2)
 
     def cut(self, name: str, block: slice, runs: int) -> torch.Tensor:
         return _block_of(getattr(self, name), block, runs)

@@ -129,7 +129,11 @@ def _entropy(table: torch.Tensor) -> torch.Tensor:
 def expected_reward(logp, reward, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
     """R(π) = Σ_x ρ_x Σ_y π(y|x)·r(x, y), ``reward`` ``[P, Y]``."""
     table = _table(logp, "logp")
-    return _reduce((table.exp() * _response_table(reward, "reward", table)).sum(-1), prompt_weights, per_prompt)
+    return _reduce(_expected_reward(table, _response_table(reward, "reward", table)), prompt_weights, per_prompt)
+
+
+def _expected_reward(table: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+    return (table.exp() * reward).sum(-1)
 
 
 def win_rate(logp, ref_logp, preference, *, prompt_weights=None, per_prompt=False) -> torch.Tensor:
@@ -332,7 +336,7 @@ def summary(logp, prob, target_logp=None) -> dict:
                   "win_rate": _win_rate(table, ref, prob.preference_matrix().to(**to))}
     if prob.reward is not None:
         reward = prob.reward.to(**to)
-        per_prompt["expected_reward"] = (table.exp() * reward).sum(-1)
+        per_prompt["expected_reward"] = _expected_reward(table, reward)
         per_prompt["mass_on_best"] = _mass_on_best(table, reward)
     if target_logp is not None:
         target = _table(target_logp, "target_logp")
